@@ -36,7 +36,7 @@ export interface RecordedRequest {
 /** How the sink answers one request. */
 export interface SinkResponse {
   status: number;
-  /** Wait this long before answering (cut short when the client goes away or the sink closes). */
+  /** Wait this long before answering (cut short when the sink closes). */
   delay_ms?: number;
   body?: string;
 }
@@ -121,7 +121,7 @@ export function startSink(opts: SinkOptions = {}): Promise<Sink> {
     for (const notify of listeners) notify();
     const answer = respond(recorded, count);
     if (answer.delay_ms !== undefined && answer.delay_ms > 0) {
-      await sleep(answer.delay_ms, AbortSignal.any([request.signal, closing.signal]));
+      await sleep(answer.delay_ms, closing.signal);
     }
     return new Response(answer.body ?? null, { status: answer.status });
   };
