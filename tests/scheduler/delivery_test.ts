@@ -473,3 +473,51 @@ Deno.test("backoffDelayMs rejects invalid arguments", () => {
   assert.throws(() => backoffDelayMs(1, { base_ms: -1, max_ms: 10 }, 0.5), RangeError);
   assert.throws(() => backoffDelayMs(1, { base_ms: 1, max_ms: Infinity }, 0.5), RangeError);
 });
+
+Deno.test("the standalone sink process records deliveries as JSON lines", async () => {
+  const out_path = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-write",
+      new URL("../support/sink_main.ts", import.meta.url).pathname,
+      "--out",
+      out_path,
+      "--status",
+      "202",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let banner = "";
+    while (!banner.includes("\n")) {
+      const { done, value } = await stderr.read();
+      if (done) break;
+      banner += value;
+    }
+    const url = banner.match(/^listening (\S+)$/m)?.[1];
+    assert.ok(url, `unexpected sink output: ${banner}`);
+    const result = await deliver(request({ url: `${url}/bench` }), { clock: systemClock });
+    assert.equal(result.status_code, 202);
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    const lines = (await Deno.readTextFile(out_path)).trim().split("\n");
+    assert.equal(lines.length, 1);
+    const recorded = JSON.parse(lines[0]);
+    assert.equal(recorded.path, "/bench");
+    assert.equal(recorded.idempotency_key, `job-42:${SCHEDULED_AT_MS}`);
+    assert.equal(recorded.body, webhookBody(request()));
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await child.status;
+    await stderr.cancel();
+    await Deno.remove(out_path);
+  }
+});
