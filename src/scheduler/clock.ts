@@ -23,7 +23,8 @@ export type TimerHandle = number;
 /** The real clock: `Date.now()` and the runtime's timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, delay_ms) => setTimeout(fn, Math.max(0, delay_ms)),
+  // Deno returns a number; the Number() keeps the type when Node typings are in the graph.
+  setTimeout: (fn, delay_ms) => Number(setTimeout(fn, Math.max(0, delay_ms))),
   clearTimeout: (handle) => clearTimeout(handle),
 };
 

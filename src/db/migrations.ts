@@ -1,0 +1,41 @@
+/**
+ * Schema migrations, applied in order at start inside one transaction each. They are code, not
+ * files, so a compiled binary carries them. Never edit a released migration: add the next one.
+ */
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string[];
+}
+
+/** Every migration, oldest first. */
+export const MIGRATIONS: Migration[] = [
+  {
+    id: 1,
+    name: "initial schema",
+    sql: [
+      `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+      `CREATE TABLE log_entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, data TEXT NOT NULL)`,
+      `CREATE TABLE jobs (
+        id TEXT PRIMARY KEY, name TEXT, type TEXT NOT NULL, type_alias TEXT NOT NULL,
+        run_at INTEGER, cron_expression TEXT, interval_ms INTEGER, timezone TEXT NOT NULL,
+        starts_at INTEGER, ends_at INTEGER, webhook_url TEXT, method TEXT NOT NULL,
+        headers TEXT NOT NULL, payload TEXT NOT NULL, secret TEXT, overlap_policy TEXT NOT NULL,
+        catchup_window_ms INTEGER NOT NULL, max_attempts INTEGER NOT NULL,
+        timeout_ms INTEGER NOT NULL, idempotency_key TEXT, status TEXT NOT NULL,
+        next_fire_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        cancel_reason TEXT, last_run_at INTEGER, last_status TEXT,
+        attempt_count INTEGER NOT NULL, run_count INTEGER NOT NULL)`,
+      `CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key)`,
+      `CREATE INDEX jobs_status ON jobs (status, id)`,
+      `CREATE TABLE executions (
+        id TEXT PRIMARY KEY, job_id TEXT NOT NULL, scheduled_at INTEGER NOT NULL,
+        trigger TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL, finished_at INTEGER, status_code INTEGER, error_class TEXT,
+        error TEXT, duration_ms INTEGER, next_attempt_at INTEGER,
+        redeliveries INTEGER NOT NULL, missed_count INTEGER NOT NULL, response_excerpt TEXT)`,
+      `CREATE INDEX executions_job ON executions (job_id, scheduled_at)`,
+      `CREATE INDEX executions_finished ON executions (finished_at)`,
+    ],
+  },
+];

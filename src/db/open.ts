@@ -1,0 +1,46 @@
+/**
+ * Opens the node's libSQL file: WAL journal, synchronous=FULL (every commit is fsynced before it
+ * is acknowledged), then applies pending migrations.
+ */
+import { type Client, createClient } from "@libsql/client/node";
+import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import { MIGRATIONS } from "./migrations.ts";
+
+/** An open database: the raw client for hot paths, drizzle for cold queries. */
+export interface Database {
+  client: Client;
+  orm: LibSQLDatabase;
+  path: string;
+  close(): void;
+}
+
+/** Opens (creating if needed) `<data_dir>/<file>` and migrates it to the latest schema. */
+export async function openDatabase(data_dir: string, file = "node.db"): Promise<Database> {
+  await Deno.mkdir(data_dir, { recursive: true });
+  const path = `${data_dir.replace(/\/+$/, "")}/${file}`;
+  const client = createClient({ url: `file:${path}` });
+  await client.execute("PRAGMA journal_mode=WAL");
+  await client.execute("PRAGMA synchronous=FULL");
+  await client.execute("PRAGMA busy_timeout=5000");
+  await migrate(client);
+  return { client, orm: drizzle(client), path, close: () => client.close() };
+}
+
+async function migrate(client: Client): Promise<void> {
+  await client.execute(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+  );
+  const applied = new Set(
+    (await client.execute("SELECT id FROM schema_migrations")).rows.map((r) => Number(r.id)),
+  );
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.id)) continue;
+    await client.batch([
+      ...m.sql,
+      {
+        sql: "INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)",
+        args: [m.id, m.name, Date.now()],
+      },
+    ], "write");
+  }
+}

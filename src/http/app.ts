@@ -1,0 +1,74 @@
+/**
+ * The node's Hono app: the jobs API, health, cluster view and metrics, with the cross-cutting
+ * middleware (body limit, request metrics, errors) in one place.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Logger } from "../logger.ts";
+import { errorResponse, PayloadTooLargeError } from "./errors.ts";
+import { type JobsDeps, jobsRoutes } from "./jobs.ts";
+
+/** What the node exposes to the system routes. */
+export interface NodeView {
+  node_id: string;
+  url: () => string;
+  health(): Record<string, unknown>;
+  cluster(): Record<string, unknown>;
+  metricsText(): Promise<string>;
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+}
+
+export interface AppDeps extends JobsDeps {
+  max_body_bytes: number;
+  node: NodeView;
+  logger: Logger;
+}
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    c.header("X-Tickraft-Node", deps.node.node_id);
+    deps.node.observeRequest(
+      c.req.method,
+      c.req.routePath,
+      c.res.status,
+      (performance.now() - started) / 1_000,
+    );
+  });
+  app.use(bodyLimit({
+    maxSize: deps.max_body_bytes,
+    onError: () => {
+      throw new PayloadTooLargeError(
+        `request body is larger than ${deps.max_body_bytes} bytes (MAX_BODY_BYTES); send less or split it`,
+      );
+    },
+  }));
+
+  app.route("/jobs", jobsRoutes(deps));
+  app.get("/health", (c) => c.json(deps.node.health()));
+  app.get("/debug/cluster", (c) => c.json(deps.node.cluster()));
+  app.get("/metrics", async (c) => {
+    c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(await deps.node.metricsText());
+  });
+
+  app.notFound((c) =>
+    c.json({
+      error: `no route for ${c.req.method} ${
+        new URL(c.req.url).pathname
+      }; see the README's API table`,
+      code: "not_found",
+    }, 404)
+  );
+  app.onError((error, c) => {
+    const response = errorResponse(c, error);
+    if (response.status === 500) {
+      deps.logger.error("request failed", { path: c.req.path, error: String(error) });
+    }
+    return response;
+  });
+  return app;
+}

@@ -1,0 +1,215 @@
+/**
+ * Wire shapes of the jobs API, one zod schema each. Requests are validated here into the
+ * scheduler's `JobInput`; responses are built by the `*Json` functions.
+ */
+import { z } from "zod";
+import { isReservedHeader, webhookUrlProblem } from "../scheduler/delivery.ts";
+import {
+  type ExecutionRecord,
+  JOB_STATUSES,
+  type JobRecord,
+  type JobType,
+} from "../scheduler/model.ts";
+import { validateCron, validateTimezone } from "../scheduler/recurrence.ts";
+import type { JobInput } from "../scheduler/service.ts";
+
+const TYPE_ALIASES: Record<string, JobType> = {
+  unico: "once",
+  once: "once",
+  recurrente: "cron",
+  cron: "cron",
+  interval: "interval",
+};
+
+const isoTime = z.string().refine(
+  (text) =>
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(text) &&
+    !Number.isNaN(Date.parse(text)),
+  { message: "use an ISO 8601 time with a zone, e.g. 2026-12-25T10:00:00Z" },
+).transform((text) => Date.parse(text));
+
+const seconds = (max_s: number) => z.number().positive().max(max_s);
+
+/** Body of `POST /jobs` (and each item of `POST /jobs/batch`). */
+export const jobCreateSchema = z.object({
+  type: z.string().refine((t) => t in TYPE_ALIASES, {
+    message: "use one of once, cron, interval (or the seed's unico, recurrente)",
+  }),
+  name: z.string().max(200).optional(),
+  timestamp: isoTime.optional(),
+  run_at: isoTime.optional(),
+  cron_expression: z.string().max(200).optional(),
+  interval_seconds: z.number().min(1).max(366 * 86_400).optional(),
+  timezone: z.string().max(64).optional(),
+  starts_at: isoTime.optional(),
+  last_date: isoTime.optional(),
+  ends_at: isoTime.optional(),
+  webhook_url: z.string().max(2048).optional(),
+  method: z.enum(["POST", "PUT", "PATCH", "GET", "DELETE"]).optional(),
+  headers: z.record(z.string().max(256), z.string().max(8192)).optional(),
+  payload: z.unknown().optional(),
+  secret: z.string().min(16, "use a secret of at least 16 characters").max(512).optional(),
+  overlap_policy: z.enum(["allow", "forbid", "replace"]).optional(),
+  catchup_window_seconds: z.number().min(0).max(366 * 86_400).optional(),
+  max_attempts: z.number().int().min(1).max(50).optional(),
+  timeout_seconds: seconds(3_600).optional(),
+  idempotency_key: z.string().min(1).max(256).optional(),
+}).strict().superRefine((body, ctx) => {
+  const type = TYPE_ALIASES[body.type];
+  const issue = (path: string, message: string) =>
+    ctx.addIssue({ code: "custom", path: [path], message });
+  if (type === "once") {
+    if (body.timestamp === undefined && body.run_at === undefined) {
+      issue("timestamp", `a ${body.type} job needs "timestamp" (ISO 8601)`);
+    }
+    if (body.cron_expression !== undefined) {
+      issue("cron_expression", `a ${body.type} job has no cron_expression; use type cron`);
+    }
+  }
+  if (type === "cron") {
+    if (body.cron_expression === undefined) {
+      issue("cron_expression", `a ${body.type} job needs "cron_expression"`);
+    } else {
+      const problem = validateCron(body.cron_expression);
+      if (problem !== null) issue("cron_expression", problem);
+    }
+  }
+  if (type === "interval" && body.interval_seconds === undefined) {
+    issue("interval_seconds", `an interval job needs "interval_seconds"`);
+  }
+  if (type !== "once" && (body.timestamp !== undefined || body.run_at !== undefined)) {
+    issue("timestamp", `only once jobs take a timestamp; use starts_at for ${body.type}`);
+  }
+  if (body.timezone !== undefined) {
+    const problem = validateTimezone(body.timezone);
+    if (problem !== null) issue("timezone", problem);
+  }
+  if (body.webhook_url !== undefined) {
+    const problem = webhookUrlProblem(body.webhook_url);
+    if (problem !== null) issue("webhook_url", `${problem}; use an http(s) URL`);
+  }
+  for (const name of Object.keys(body.headers ?? {})) {
+    if (isReservedHeader(name) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+      issue("headers", `header "${name}" cannot be set by a job`);
+    }
+  }
+  const ends = body.last_date ?? body.ends_at;
+  if (ends !== undefined && body.starts_at !== undefined && ends < body.starts_at) {
+    issue("last_date", "last_date is before starts_at");
+  }
+});
+
+export type JobCreateBody = z.output<typeof jobCreateSchema>;
+
+/** The validated body as the scheduler's input; `idempotency_key` from the header wins. */
+export function toJobInput(body: JobCreateBody, header_key: string | null): JobInput {
+  return {
+    name: body.name ?? null,
+    type: TYPE_ALIASES[body.type],
+    type_alias: body.type,
+    run_at: body.timestamp ?? body.run_at ?? null,
+    cron_expression: body.cron_expression?.trim() ?? null,
+    interval_ms: body.interval_seconds === undefined
+      ? null
+      : Math.round(body.interval_seconds * 1_000),
+    timezone: body.timezone ?? "UTC",
+    starts_at: body.starts_at ?? null,
+    ends_at: body.last_date ?? body.ends_at ?? null,
+    webhook_url: body.webhook_url ?? null,
+    method: body.method ?? "POST",
+    headers: body.headers ?? {},
+    payload: body.payload ?? null,
+    secret: body.secret ?? null,
+    overlap_policy: body.overlap_policy ?? "allow",
+    catchup_window_ms: body.catchup_window_seconds === undefined
+      ? null
+      : Math.round(body.catchup_window_seconds * 1_000),
+    max_attempts: body.max_attempts ?? null,
+    timeout_ms: body.timeout_seconds === undefined
+      ? null
+      : Math.round(body.timeout_seconds * 1_000),
+    idempotency_key: header_key ?? body.idempotency_key ?? null,
+  };
+}
+
+/** Body of `POST /jobs/batch`. */
+export const batchSchema = z.object({ jobs: z.array(z.unknown()).min(1) }).strict();
+
+/** Body of `POST /jobs/{id}/cancel` (optional). */
+export const cancelSchema = z.object({ reason: z.string().max(1_000).optional() }).strict();
+
+/** Query of `GET /jobs`. */
+export const listQuerySchema = z.object({
+  status: z.enum(JOB_STATUSES as [string, ...string[]]).optional(),
+  type: z.string().refine((t) => t in TYPE_ALIASES, { message: "use once, cron or interval" })
+    .transform((t) => TYPE_ALIASES[t]).optional(),
+  q: z.string().max(200).optional(),
+  cursor: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1_000).default(100),
+}).strict();
+
+/** Query of `GET /jobs/{id}/executions`. */
+export const executionsQuerySchema = z.object({
+  cursor: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1_000).default(100),
+}).strict();
+
+const iso = (ms: number | null) => ms === null ? null : new Date(ms).toISOString();
+
+/** A job as the API shows it (the secret is never shown). */
+export function jobJson(job: JobRecord) {
+  return {
+    id: job.id,
+    name: job.name,
+    type: job.type_alias,
+    kind: job.type,
+    timestamp: iso(job.run_at),
+    cron_expression: job.cron_expression,
+    interval_seconds: job.interval_ms === null ? null : job.interval_ms / 1_000,
+    timezone: job.timezone,
+    starts_at: iso(job.starts_at),
+    last_date: iso(job.ends_at),
+    webhook_url: job.webhook_url,
+    method: job.method,
+    headers: job.headers,
+    payload: job.payload,
+    has_secret: job.secret !== null,
+    overlap_policy: job.overlap_policy,
+    catchup_window_seconds: job.catchup_window_ms / 1_000,
+    max_attempts: job.max_attempts,
+    timeout_seconds: job.timeout_ms / 1_000,
+    idempotency_key: job.idempotency_key,
+    status: job.status,
+    next_run_at: iso(job.next_fire_at),
+    created_at: iso(job.created_at),
+    updated_at: iso(job.updated_at),
+    cancel_reason: job.cancel_reason,
+    last_run_at: iso(job.last_run_at),
+    last_status: job.last_status,
+    attempt_count: job.attempt_count,
+    run_count: job.run_count,
+  };
+}
+
+/** An execution as the API shows it. */
+export function executionJson(e: ExecutionRecord) {
+  return {
+    id: e.id,
+    job_id: e.job_id,
+    scheduled_at: iso(e.scheduled_at),
+    trigger: e.trigger,
+    status: e.status,
+    attempt: e.attempt,
+    started_at: iso(e.started_at),
+    finished_at: iso(e.finished_at),
+    status_code: e.status_code,
+    error_class: e.error_class,
+    error: e.error,
+    duration_ms: e.duration_ms,
+    next_attempt_at: iso(e.next_attempt_at),
+    redeliveries: e.redeliveries,
+    missed_count: e.missed_count,
+    idempotency_key: `${e.job_id}:${e.scheduled_at}`,
+    response_excerpt: e.response_excerpt,
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * Prometheus metrics of one node, in a registry of its own (several nodes can share a process in
+ * tests). Names follow Prometheus conventions: `tickraft_` prefix, base units, `_total` counters.
+ */
+import client from "prom-client";
+import type { SchedulerMetrics } from "../scheduler/scheduler.ts";
+import type { LogObserver } from "./local_log.ts";
+
+export class NodeMetrics implements SchedulerMetrics, LogObserver {
+  readonly registry = new client.Registry();
+  readonly jobsCreated = new client.Counter({
+    name: "tickraft_jobs_created_total",
+    help: "Jobs created",
+    registers: [this.registry],
+  });
+  readonly jobsDeleted = new client.Counter({
+    name: "tickraft_jobs_deleted_total",
+    help: "Jobs deleted",
+    registers: [this.registry],
+  });
+  readonly rejections = new client.Counter({
+    name: "tickraft_job_rejections_total",
+    help: "Job creations refused, by reason (job_limit, memory_limit, overloaded, invalid)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly deliveries = new client.Counter({
+    name: "tickraft_deliveries_total",
+    help: "Webhook attempts by outcome (success, failure, aborted) and error class",
+    labelNames: ["outcome", "error_class"],
+    registers: [this.registry],
+  });
+  readonly occurrences = new client.Counter({
+    name: "tickraft_occurrences_total",
+    help: "Occurrences that came due, by what became of them (fired, skipped, missed)",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  readonly firingLateness = new client.Histogram({
+    name: "tickraft_firing_lateness_seconds",
+    help: "Delay from an occurrence's scheduled time to the start of its first webhook attempt",
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly inflightDeliveries = new client.Gauge({
+    name: "tickraft_deliveries_in_flight",
+    help: "Webhook calls in flight",
+    registers: [this.registry],
+  });
+  readonly queueSize = new client.Gauge({
+    name: "tickraft_queue_size",
+    help: "Entries in the timing engine (next fire times and pending retries)",
+    registers: [this.registry],
+  });
+  readonly jobsStored = new client.Gauge({
+    name: "tickraft_queue_jobs",
+    help: "Jobs stored",
+    registers: [this.registry],
+  });
+  readonly jobLimit = new client.Gauge({
+    name: "tickraft_queue_job_limit",
+    help: "Most jobs stored (QUEUE_JOB_LIMIT)",
+    registers: [this.registry],
+  });
+  readonly memoryBytes = new client.Gauge({
+    name: "tickraft_queue_memory_bytes",
+    help: "Resident memory of the process",
+    registers: [this.registry],
+  });
+  readonly memoryLimit = new client.Gauge({
+    name: "tickraft_queue_memory_limit_bytes",
+    help: "Resident memory above which creates are refused",
+    registers: [this.registry],
+  });
+  readonly logIndex = new client.Gauge({
+    name: "tickraft_log_applied_index",
+    help: "Index of the last applied log entry",
+    registers: [this.registry],
+  });
+  readonly proposalsQueued = new client.Gauge({
+    name: "tickraft_log_proposals_queued",
+    help: "Commands waiting for the next group commit",
+    registers: [this.registry],
+  });
+  readonly commitBatch = new client.Histogram({
+    name: "tickraft_log_commit_commands",
+    help: "Commands per group commit (one transaction, one fsync)",
+    buckets: [1, 2, 5, 10, 50, 100, 500, 1_000, 5_000, 20_000],
+    registers: [this.registry],
+  });
+  readonly commitDuration = new client.Histogram({
+    name: "tickraft_log_commit_seconds",
+    help: "Duration of one group commit",
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly httpDuration = new client.Histogram({
+    name: "tickraft_http_request_duration_seconds",
+    help: "HTTP request durations by method, route and status",
+    labelNames: ["method", "route", "status"],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  lateness(seconds: number): void {
+    this.firingLateness.observe(seconds);
+  }
+
+  delivery(outcome: "success" | "failure" | "aborted", error_class: string | null): void {
+    this.deliveries.inc({ outcome, error_class: error_class ?? "none" });
+  }
+
+  timerEntries(count: number): void {
+    this.queueSize.set(count);
+  }
+
+  inflight(count: number): void {
+    this.inflightDeliveries.set(count);
+  }
+
+  occurrence(kind: "fired" | "skipped" | "missed", count: number): void {
+    this.occurrences.inc({ kind }, count);
+  }
+
+  committed(commands: number, duration_ms: number, index: number): void {
+    this.commitBatch.observe(commands);
+    this.commitDuration.observe(duration_ms / 1_000);
+    this.logIndex.set(index);
+  }
+
+  queued(commands: number): void {
+    this.proposalsQueued.set(commands);
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * One scheduler node: opens its libSQL file, rebuilds the state, starts the log, the firing loop
+ * and the HTTP server, and stops them in order.
+ */
+import type { Config } from "../config.ts";
+import { openDatabase } from "../db/open.ts";
+import { createApp } from "../http/app.ts";
+import type { Logger } from "../logger.ts";
+import { type Clock, systemClock } from "../scheduler/clock.ts";
+import { Scheduler } from "../scheduler/scheduler.ts";
+import { JobService } from "../scheduler/service.ts";
+import { SchedulerState } from "../scheduler/state.ts";
+import { LocalLog } from "./local_log.ts";
+import { NodeMetrics } from "./metrics.ts";
+import { serveHttp } from "./runtime.ts";
+
+/** A running node. */
+export interface RunningNode {
+  url: string;
+  port: number;
+  /** Stops serving, lets deliveries in flight finish (up to `grace_ms`), closes the file. */
+  stop(grace_ms?: number): Promise<void>;
+  /** Resolves when the node stopped itself after a fatal storage error. */
+  readonly fatal: Promise<Error>;
+}
+
+export interface NodeDeps {
+  logger: Logger;
+  clock?: Clock;
+  fetch?: typeof fetch;
+}
+
+const MEMORY_SAMPLE_MS = 1_000;
+const COUNTS_CACHE_MS = 1_000;
+
+/** Starts a node with `config`. */
+export async function startNode(config: Config, deps: NodeDeps): Promise<RunningNode> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger.child({ node: config.node_id });
+  const started_ms = Date.now();
+  const load_started = performance.now();
+  const db = await openDatabase(config.data_dir);
+  const state = new SchedulerState();
+  await state.load(db);
+  const metrics = new NodeMetrics();
+  let resolveFatal: (error: Error) => void = () => {};
+  const fatal = new Promise<Error>((resolve) => resolveFatal = resolve);
+  const log = await LocalLog.open(db, state, {
+    batch_max: config.commit_batch_max,
+    queue_max: config.proposal_queue_max,
+    logger,
+    observer: metrics,
+    onFatal: (error) => resolveFatal(error),
+  });
+  const memory_limit = config.queue_memory_limit_bytes ??
+    Math.round(Deno.systemMemoryInfo().total * config.queue_memory_percent / 100);
+  let rss = Deno.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    rss = Deno.memoryUsage().rss;
+    metrics.memoryBytes.set(rss);
+    metrics.jobsStored.set(state.jobs.size);
+  }, MEMORY_SAMPLE_MS);
+  metrics.memoryLimit.set(memory_limit);
+  metrics.jobLimit.set(config.queue_job_limit);
+  metrics.logIndex.set(log.applied_index);
+
+  const scheduler = new Scheduler({
+    clock,
+    log,
+    state,
+    db,
+    logger,
+    metrics,
+    max_inflight: config.max_inflight_deliveries,
+    secrets: config.webhook_secrets,
+    backoff: { base_ms: config.retry_backoff_base_ms, max_ms: config.retry_backoff_max_ms },
+    history: {
+      retention_ms: config.history_retention_ms,
+      per_job_max: config.history_per_job,
+    },
+    fetch: deps.fetch,
+  });
+  const service = new JobService(db, log, state, clock, {
+    job_limit: config.queue_job_limit,
+    default_catchup_window_ms: config.catchup_window_ms,
+    default_max_attempts: config.max_attempts,
+    default_timeout_ms: config.execution_timeout_ms,
+    memory_limit_bytes: memory_limit,
+    memory_bytes: () => rss,
+  });
+
+  let counts: { at_ms: number; by_status: Record<string, number> } = { at_ms: 0, by_status: {} };
+  const countByStatus = () => {
+    if (Date.now() - counts.at_ms > COUNTS_CACHE_MS) {
+      const by_status: Record<string, number> = {};
+      for (const job of state.jobs.values()) {
+        by_status[job.status] = (by_status[job.status] ?? 0) + 1;
+      }
+      counts = { at_ms: Date.now(), by_status };
+    }
+    return counts.by_status;
+  };
+
+  let url = "";
+  const app = createApp({
+    service,
+    logger,
+    batch_max_jobs: config.batch_max_jobs,
+    max_body_bytes: config.max_body_bytes,
+    onCreated: (n) => metrics.jobsCreated.inc(n),
+    onRejected: (reason) => metrics.rejections.inc({ reason }),
+    onDeleted: () => metrics.jobsDeleted.inc(),
+    node: {
+      node_id: config.node_id,
+      url: () => url,
+      health: () => ({
+        status: "ok",
+        node_id: config.node_id,
+        role: "leader",
+        leader: config.node_id,
+        uptime_seconds: Math.round((Date.now() - started_ms) / 1_000),
+        applied_index: log.applied_index,
+        jobs: {
+          total: state.jobs.size,
+          limit: config.queue_job_limit,
+          by_status: countByStatus(),
+        },
+        queue: {
+          timer_entries: scheduler.timerSize,
+          inflight_deliveries: scheduler.inflight,
+          max_inflight_deliveries: config.max_inflight_deliveries,
+          proposals_queued: log.queued_commands,
+        },
+        memory: {
+          rss_bytes: rss,
+          limit_bytes: memory_limit,
+          utilization_percent: Math.round(rss / memory_limit * 1_000) / 10,
+        },
+      }),
+      cluster: () => ({
+        node_id: config.node_id,
+        role: "leader",
+        leader: config.node_id,
+        term: 1,
+        commit_index: log.applied_index,
+        applied_index: log.applied_index,
+        members: [{
+          id: config.node_id,
+          address: url,
+          role: "leader",
+          voter: true,
+          match_index: log.applied_index,
+          lag: 0,
+        }],
+      }),
+      metricsText: () => metrics.registry.metrics(),
+      observeRequest: (method, route, status, seconds) =>
+        metrics.httpDuration.observe({ method, route, status: String(status) }, seconds),
+    },
+  });
+
+  const server = serveHttp(app.fetch, { hostname: config.host, port: config.http_port });
+  const port = server.port;
+  url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
+  scheduler.start();
+  logger.info("node started", {
+    url,
+    data_dir: config.data_dir,
+    jobs: state.jobs.size,
+    applied_index: log.applied_index,
+    active_executions: state.active.size,
+    load_ms: Math.round(performance.now() - load_started),
+  });
+
+  let stopped = false;
+  const stop = async (grace_ms = 5_000) => {
+    if (stopped) return;
+    stopped = true;
+    await server.shutdown();
+    await scheduler.stop(grace_ms);
+    clearInterval(sampler);
+    db.close();
+    logger.info("node stopped");
+  };
+  return { url, port, stop, fatal };
+}

@@ -1,0 +1,24 @@
+/**
+ * The log the scheduler writes through. Every change is proposed as commands; the promise
+ * resolves once they are durable and applied, with one result per command. A single node commits
+ * at once (`LocalLog`); a Raft cluster commits on a quorum behind the same interface.
+ */
+import type { ApplyResult, Command } from "./commands.ts";
+import type { Effect } from "./state.ts";
+
+export interface CommandLog {
+  /** Appends `commands` as one unit, waits until they are committed and applied. */
+  propose(commands: Command[]): Promise<ApplyResult[]>;
+  /** Index of the last applied log entry. */
+  readonly applied_index: number;
+  /** Whether this node may fire jobs now (the leader, while its term holds). */
+  canFire(): boolean;
+  /** Called after each commit with the effects of the commands it applied, in order. */
+  onEffects(listener: (effects: Effect[]) => void): void;
+}
+
+/** The log refused a proposal because too many commands wait already (HTTP 503). */
+export class LogOverloadedError extends Error {}
+
+/** The log cannot write any more (a failed fsync or a broken file); the node must restart. */
+export class LogFailedError extends Error {}
