@@ -109,7 +109,16 @@ export class JobService {
       );
     }
     const stored = this.state.jobs.size;
-    if (stored + records.length > this.limits.job_limit) {
+    // Replays of keys already stored add no job, so they do not count against the limit.
+    const keys = new Set<string>();
+    const fresh = records.filter((r) => {
+      const key = r.idempotency_key;
+      if (key === null) return true;
+      if (this.state.idempotency.has(key) || keys.has(key)) return false;
+      keys.add(key);
+      return true;
+    }).length;
+    if (stored + fresh > this.limits.job_limit) {
       throw new CapacityError(
         `the job limit QUEUE_JOB_LIMIT=${this.limits.job_limit} is reached (${stored} stored): delete finished jobs or raise the limit`,
         "job_limit",
