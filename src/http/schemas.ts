@@ -77,7 +77,10 @@ export const jobCreateSchema = z.object({
   if (type === "interval" && body.interval_seconds === undefined) {
     issue("interval_seconds", `an interval job needs "interval_seconds"`);
   }
-  if (type !== "once" && (body.timestamp !== undefined || body.run_at !== undefined)) {
+  if (
+    type !== undefined && type !== "once" &&
+    (body.timestamp !== undefined || body.run_at !== undefined)
+  ) {
     issue("timestamp", `only once jobs take a timestamp; use starts_at for ${body.type}`);
   }
   if (body.timezone !== undefined) {
