@@ -188,7 +188,7 @@ export const SETTINGS = {
   max_body_bytes: {
     env: "MAX_BODY_BYTES",
     flag: "max-body-bytes",
-    default: "1MB",
+    default: "8MB",
     help: "Largest request body; larger ones get 413",
     schema: bytes,
   },
