@@ -107,6 +107,11 @@ export class Scheduler {
     return this.#inflight.size;
   }
 
+  /** Due entries being settled plus deliveries in flight: zero when the scheduler is idle. */
+  get busy(): number {
+    return this.#settling + this.#inflight.size;
+  }
+
   /** Entries in the timer (job fire times and retries). */
   get timerSize(): number {
     return this.#timer.size;

@@ -1,0 +1,242 @@
+/**
+ * The firing loop in simulated time: a ManualClock drives the timer, while the log writes a real
+ * libSQL file and deliveries go to a real HTTP sink on loopback. Covers retry backoff, the
+ * overlap policies and the misfire policy after a restart.
+ */
+import assert from "node:assert/strict";
+import { openDatabase } from "../../src/db/open.ts";
+import { silentLogger } from "../../src/logger.ts";
+import { LocalLog } from "../../src/node/local_log.ts";
+import { ManualClock } from "../../src/scheduler/clock.ts";
+import type { Command } from "../../src/scheduler/commands.ts";
+import type { ExecutionRecord, JobRecord } from "../../src/scheduler/model.ts";
+import { rowToExecution } from "../../src/scheduler/rows.ts";
+import { Scheduler } from "../../src/scheduler/scheduler.ts";
+import { SchedulerState } from "../../src/scheduler/state.ts";
+import { type Sink, type SinkOptions, startSink } from "../support/sink.ts";
+
+const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
+
+interface Harness {
+  clock: ManualClock;
+  sink: Sink;
+  log: LocalLog;
+  scheduler: Scheduler;
+  /** Restarts the node's state and scheduler on the same file (as after a crash). */
+  restart(): Promise<void>;
+  create(job: Partial<JobRecord>): Promise<string>;
+  /** Waits (in real time) until nothing is being settled or delivered. */
+  idle(): Promise<void>;
+  executions(job_id: string): Promise<ExecutionRecord[]>;
+}
+
+async function withScheduler(
+  sinkOptions: SinkOptions,
+  fn: (h: Harness) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "tickraft-sched-" });
+  const sink = await startSink(sinkOptions);
+  const clock = new ManualClock(T0);
+  let db = await openDatabase(dir);
+  let scheduler: Scheduler | null = null;
+  const boot = async () => {
+    const state = new SchedulerState();
+    await state.load(db);
+    const log = await LocalLog.open(db, state, {
+      batch_max: 1_000,
+      queue_max: 10_000,
+      logger: silentLogger,
+    });
+    scheduler = new Scheduler({
+      clock,
+      log,
+      state,
+      db,
+      logger: silentLogger,
+      max_inflight: 16,
+      secrets: [],
+      backoff: { base_ms: 1_000, max_ms: 60_000 },
+      history: { retention_ms: 86_400_000, per_job_max: 1_000 },
+      random: () => 0.5,
+    });
+    scheduler.start();
+    h.log = log;
+    h.scheduler = scheduler;
+  };
+  let counter = 0;
+  const h: Harness = {
+    clock,
+    sink,
+    log: null as unknown as LocalLog,
+    scheduler: null as unknown as Scheduler,
+    async restart() {
+      await h.scheduler.stop(0);
+      db.close();
+      db = await openDatabase(dir);
+      await boot();
+    },
+    async create(partial) {
+      const id = `job-${++counter}`;
+      const job: JobRecord = {
+        id,
+        name: null,
+        type: "cron",
+        type_alias: "cron",
+        run_at: null,
+        cron_expression: "* * * * * *",
+        interval_ms: null,
+        timezone: "UTC",
+        starts_at: null,
+        ends_at: null,
+        webhook_url: `${sink.url}/${id}`,
+        method: "POST",
+        headers: {},
+        payload: null,
+        secret: null,
+        overlap_policy: "allow",
+        catchup_window_ms: 3_600_000,
+        max_attempts: 3,
+        timeout_ms: 30_000,
+        idempotency_key: null,
+        status: "pending",
+        next_fire_at: clock.now() + 1_000,
+        created_at: clock.now(),
+        updated_at: clock.now(),
+        cancel_reason: null,
+        last_run_at: null,
+        last_status: null,
+        attempt_count: 0,
+        run_count: 0,
+        ...partial,
+      };
+      const command: Command = { type: "job.create", at: clock.now(), jobs: [job], job_limit: 100 };
+      const [result] = await h.log.propose([command]);
+      assert.ok(result.ok);
+      return id;
+    },
+    async idle() {
+      const deadline = Date.now() + 10_000;
+      while (h.scheduler.busy > 0 || h.log.queued_commands > 0) {
+        if (Date.now() > deadline) throw new Error("scheduler did not become idle");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    },
+    async executions(job_id) {
+      const rows = await db.client.execute({
+        sql: "SELECT * FROM executions WHERE job_id = ? ORDER BY scheduled_at, id",
+        args: [job_id],
+      });
+      return rows.rows.map(rowToExecution);
+    },
+  };
+  try {
+    await boot();
+    await fn(h);
+  } finally {
+    if (scheduler !== null) await h.scheduler.stop(0);
+    db.close();
+    await sink.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("retries back off exponentially with the jitter fixed in the command", async () => {
+  await withScheduler({ respond: (_req, n) => ({ status: n <= 2 ? 503 : 200 }) }, async (h) => {
+    const id = await h.create({ type: "once", run_at: T0 + 1_000, cron_expression: null });
+    h.clock.advance(1_000);
+    await h.idle();
+    let [exec] = await h.executions(id);
+    assert.equal(exec.status, "retrying");
+    // Equal jitter with random 0.5: ceiling 1 s → 750 ms; then ceiling 2 s → 1,500 ms.
+    assert.equal(exec.next_attempt_at, T0 + 1_000 + 750);
+    h.clock.advance(749);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 1, "no retry before its time");
+    h.clock.advance(1);
+    await h.idle();
+    [exec] = await h.executions(id);
+    assert.equal(h.sink.requests.length, 2);
+    assert.equal(exec.next_attempt_at, T0 + 1_750 + 1_500);
+    h.clock.advance(1_500);
+    await h.idle();
+    [exec] = await h.executions(id);
+    assert.deepEqual(
+      h.sink.requests.map((r) => [r.headers["x-tickraft-attempt"], r.idempotency_key]),
+      [["1", `${id}:${T0 + 1_000}`], ["2", `${id}:${T0 + 1_000}`], ["3", `${id}:${T0 + 1_000}`]],
+    );
+    assert.equal(exec.status, "completed");
+    assert.equal(exec.attempt, 3);
+  });
+});
+
+/** Two due seconds of an every-second job while the first delivery is still held by the sink. */
+async function overlapRun(policy: "allow" | "forbid" | "replace") {
+  let result: { statuses: string[]; deliveries: number } | null = null;
+  await withScheduler(
+    { respond: (_req, n) => ({ status: 200, delay_ms: n === 1 ? 800 : 0 }) },
+    async (h) => {
+      const id = await h.create({ overlap_policy: policy, cron_expression: "* * * * * *" });
+      h.clock.advance(1_000);
+      await h.sink.waitFor((reqs) => reqs.length === 1, 5_000);
+      h.clock.advance(1_000);
+      await h.idle();
+      await h.sink.waitFor((reqs) => reqs.length >= (policy === "forbid" ? 1 : 2), 5_000);
+      await h.idle();
+      result = {
+        statuses: (await h.executions(id)).map((e) => e.status),
+        deliveries: h.sink.requests.length,
+      };
+    },
+  );
+  return result!;
+}
+
+Deno.test("overlap allow: the next occurrence is delivered while the first still runs", async () => {
+  const { statuses, deliveries } = await overlapRun("allow");
+  assert.deepEqual(statuses, ["completed", "completed"]);
+  assert.equal(deliveries, 2);
+});
+
+Deno.test("overlap forbid: the next occurrence is recorded skipped", async () => {
+  const { statuses, deliveries } = await overlapRun("forbid");
+  assert.deepEqual(statuses, ["completed", "skipped"]);
+  assert.equal(deliveries, 1);
+});
+
+Deno.test("overlap replace: the running occurrence is aborted and recorded replaced", async () => {
+  const { statuses, deliveries } = await overlapRun("replace");
+  assert.deepEqual(statuses, ["replaced", "completed"]);
+  assert.equal(deliveries, 2);
+});
+
+Deno.test("misfire: after 10 minutes down, the latest occurrence in the window fires once", async () => {
+  await withScheduler({}, async (h) => {
+    const inWindow = await h.create({
+      cron_expression: "* * * * *",
+      next_fire_at: T0 + 60_000,
+      catchup_window_ms: 3_600_000,
+    });
+    const outOfWindow = await h.create({
+      cron_expression: "* * * * *",
+      next_fire_at: T0 + 60_000,
+      catchup_window_ms: 30_000,
+    });
+    await h.scheduler.stop(0);
+    h.clock.advance(10 * 60_000 + 45_000);
+    await h.restart();
+    await h.idle();
+    const a = await h.executions(inWindow);
+    assert.deepEqual(a.map((e) => [e.status, e.missed_count, e.trigger]), [
+      ["missed", 9, "schedule"],
+      ["completed", 0, "catch_up"],
+    ]);
+    assert.equal(a[1].scheduled_at, T0 + 10 * 60_000);
+    const b = await h.executions(outOfWindow);
+    assert.deepEqual(b.map((e) => [e.status, e.missed_count]), [["missed", 10]]);
+    assert.equal(h.sink.requests.length, 1);
+    h.clock.advance(15_000);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 3, "both jobs fire on schedule again");
+  });
+});
