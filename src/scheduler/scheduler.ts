@@ -21,7 +21,7 @@ import { type CommandLog, LogFailedError } from "./log.ts";
 import type { JobRecord } from "./model.ts";
 import { nextOccurrence, occurrencesBetween, type Schedule } from "./recurrence.ts";
 import { rowToJob } from "./rows.ts";
-import type { Effect, SchedulerState } from "./state.ts";
+import { type Effect, runningCount, type SchedulerState } from "./state.ts";
 import { TimerQueue } from "./timer.ts";
 
 /** What the scheduler reports for metrics. */
@@ -207,7 +207,7 @@ export class Scheduler {
         const job = rows.get(job_id);
         const entry = this.#o.state.jobs.get(job_id);
         if (job === undefined || entry === undefined || entry.next_fire_at !== due_ms) continue;
-        commands.push(this.#advanceCommand(job, due_ms, entry.active.size > 0));
+        commands.push(this.#advanceCommand(job, due_ms, runningCount(entry) > 0));
       }
       if (commands.length === 0) return;
       const results = await this.#o.log.propose(commands);

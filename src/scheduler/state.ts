@@ -33,8 +33,11 @@ export interface JobIndexEntry {
   next_fire_at: number | null;
   overlap_policy: OverlapPolicy;
   idempotency_key: string | null;
-  /** Ids of the job's executions that are in progress or waiting to retry. */
-  active: Set<string>;
+  /**
+   * Ids of the job's executions that are in progress or waiting to retry; null when none (most
+   * jobs, most of the time: an empty collection per job would cost ~140 MB per million jobs).
+   */
+  active: string[] | null;
 }
 
 /** An execution that is in progress or waiting for a retry. */
@@ -45,6 +48,16 @@ export interface ActiveExecution {
   scheduled_at: number;
   trigger: Trigger;
   next_attempt_at: number | null;
+}
+
+/** Ids of a job's active executions (a copy). */
+export function activeIds(job: JobIndexEntry): string[] {
+  return job.active === null ? [] : [...job.active];
+}
+
+/** How many of a job's executions are in progress or waiting to retry. */
+export function runningCount(job: JobIndexEntry): number {
+  return job.active?.length ?? 0;
 }
 
 /** Output of applying one command. */
@@ -139,7 +152,7 @@ export class SchedulerState {
         next_fire_at: row.next_fire_at === null ? null : Number(row.next_fire_at),
         overlap_policy: row.overlap_policy as OverlapPolicy,
         idempotency_key: key,
-        active: new Set(),
+        active: null,
       });
       if (key !== null) this.idempotency.set(key, id);
     }
@@ -157,7 +170,8 @@ export class SchedulerState {
         trigger: row.trigger as Trigger,
         next_attempt_at: row.next_attempt_at === null ? null : Number(row.next_attempt_at),
       });
-      this.jobs.get(job_id)?.active.add(id);
+      const job = this.jobs.get(job_id);
+      if (job !== undefined) (job.active ??= []).push(id);
     }
   }
 
@@ -221,7 +235,7 @@ export class SchedulerState {
         next_fire_at: job.next_fire_at,
         overlap_policy: job.overlap_policy,
         idempotency_key: job.idempotency_key,
-        active: new Set(),
+        active: null,
       });
       if (job.idempotency_key !== null) this.idempotency.set(job.idempotency_key, job.id);
       if (job.next_fire_at !== null) {
@@ -257,7 +271,7 @@ export class SchedulerState {
     if (job.status === "completed" || job.status === "failed" || job.status === "missed") {
       return fail("conflict", `job ${cmd.job_id} has finished (${job.status}); nothing to cancel`);
     }
-    const stoppedIds = [...job.active];
+    const stoppedIds = activeIds(job);
     const effects = this.#stopActive(job, "cancelled");
     job.status = "cancelled";
     job.next_fire_at = null;
@@ -357,8 +371,8 @@ export class SchedulerState {
     job.next_fire_at = cmd.next_fire_at;
     let runIncrement = 0;
     if (cmd.start !== null) {
-      if (job.overlap_policy === "replace" && job.active.size > 0) {
-        const replaced = [...job.active];
+      if (job.overlap_policy === "replace" && runningCount(job) > 0) {
+        const replaced = activeIds(job);
         effects.push(...this.#stopActive(job, "replaced"));
         statements.push(
           ...this.#finishStatements(replaced, "replaced", cmd.at, "replaced by a newer occurrence"),
@@ -396,7 +410,7 @@ export class SchedulerState {
     if (job.status === "cancelled") {
       return fail("conflict", `job ${cmd.job_id} is cancelled; create a new job instead`);
     }
-    if (job.overlap_policy === "forbid" && job.active.size > 0) {
+    if (job.overlap_policy === "forbid" && runningCount(job) > 0) {
       return fail(
         "conflict",
         `job ${cmd.job_id} has an execution running and its overlap policy is forbid`,
@@ -404,8 +418,8 @@ export class SchedulerState {
     }
     const statements: InStatement[] = [];
     const effects: Effect[] = [];
-    if (job.overlap_policy === "replace" && job.active.size > 0) {
-      const replaced = [...job.active];
+    if (job.overlap_policy === "replace" && runningCount(job) > 0) {
+      const replaced = activeIds(job);
       effects.push(...this.#stopActive(job, "replaced"));
       statements.push(
         ...this.#finishStatements(replaced, "replaced", cmd.at, "replaced by a manual run"),
@@ -500,7 +514,8 @@ export class SchedulerState {
     } else {
       this.active.delete(cmd.execution_id);
       if (job !== undefined) {
-        job.active.delete(cmd.execution_id);
+        job.active = job.active?.filter((id) => id !== cmd.execution_id) ?? null;
+        if (job.active?.length === 0) job.active = null;
         job.status = this.#settledStatus(job, o.ok ? "completed" : "failed");
       }
     }
@@ -534,7 +549,7 @@ export class SchedulerState {
   /** Status of a job with nothing left in flight; `onceOutcome` is a finished one-off's. */
   #settledStatus(job: JobIndexEntry, onceOutcome: JobStatus): JobStatus {
     if (job.status === "paused" || job.status === "cancelled") return job.status;
-    if (job.active.size > 0) return "in_progress";
+    if (runningCount(job) > 0) return "in_progress";
     if (job.next_fire_at !== null) return "pending";
     return job.type === "once" ? onceOutcome : "completed";
   }
@@ -555,7 +570,7 @@ export class SchedulerState {
       trigger: start.trigger,
       next_attempt_at: null,
     });
-    job.active.add(start.execution_id);
+    (job.active ??= []).push(start.execution_id);
     statements.push(insertExecution({
       id: start.execution_id,
       job_id,
@@ -570,10 +585,10 @@ export class SchedulerState {
 
   /** Forgets a job's active executions; returns the effects that stop their timers and calls. */
   #stopActive(job: JobIndexEntry, reason: "cancelled" | "replaced"): Effect[] {
-    const ids = [...job.active];
+    const ids = activeIds(job);
     if (ids.length === 0) return [];
     for (const id of ids) this.active.delete(id);
-    job.active.clear();
+    job.active = null;
     return [
       ...ids.map((id): Effect => ({ kind: "retry_timer", execution_id: id, due_ms: null })),
       { kind: "abort", execution_ids: ids, reason },
