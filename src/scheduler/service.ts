@@ -2,12 +2,19 @@
  * The jobs service: what the API asks of the scheduler. Writes become commands proposed to the
  * log (ids, times and next fire times fixed here); reads come from the node's tables.
  */
-import { and, desc, eq, gt, like, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, lt, or, type SQL, sql } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Database } from "../db/open.ts";
 import { executions, jobs } from "../db/schema.ts";
 import type { Clock } from "./clock.ts";
 import type { ApplyResult, Command } from "./commands.ts";
-import { CapacityError, ConflictError, NotFoundError, ValidationError } from "./errors.ts";
+import {
+  CapacityError,
+  ConflictError,
+  type FieldIssue,
+  NotFoundError,
+  ValidationError,
+} from "./errors.ts";
 import { ulid } from "./ids.ts";
 import type { CommandLog } from "./log.ts";
 import type {
@@ -93,11 +100,11 @@ export class JobService {
     this.#checkMemory();
     const now = this.clock.now();
     const records: JobRecord[] = [];
-    const issues: { path: string; message: string }[] = [];
+    const issues: FieldIssue[] = [];
     inputs.forEach((input, i) => {
       const prefix = batch ? `jobs.${i}.` : "";
       const result = this.#record(input, now);
-      if (typeof result === "string") issues.push({ path: `${prefix}schedule`, message: result });
+      if ("path" in result) issues.push({ ...result, path: prefix + result.path });
       else records.push(result);
     });
     if (issues.length > 0) {
@@ -157,13 +164,15 @@ export class JobService {
     if (q.cursor !== undefined) where.push(gt(jobs.id, q.cursor));
     if (q.text !== undefined && q.text !== "") {
       const pattern = `%${q.text.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+      // Without ESCAPE, SQLite's LIKE treats the backslash as an ordinary character.
+      const contains = (column: SQLiteColumn) => sql`${column} LIKE ${pattern} ESCAPE '\\'`;
       where.push(
         or(
-          like(jobs.id, pattern),
-          like(jobs.name, pattern),
-          like(jobs.webhook_url, pattern),
-          like(jobs.cron_expression, pattern),
-          like(jobs.payload, pattern),
+          contains(jobs.id),
+          contains(jobs.name),
+          contains(jobs.webhook_url),
+          contains(jobs.cron_expression),
+          contains(jobs.payload),
         )!,
       );
     }
@@ -288,8 +297,8 @@ export class JobService {
     }
   }
 
-  /** The record for a new job, or why its schedule cannot be used. */
-  #record(input: JobInput, now: number): JobRecord | string {
+  /** The record for a new job, or the field that makes its schedule unusable and why. */
+  #record(input: JobInput, now: number): JobRecord | FieldIssue {
     const base = {
       ...input,
       catchup_window_ms: input.catchup_window_ms ?? this.limits.default_catchup_window_ms,
@@ -308,9 +317,12 @@ export class JobService {
     };
     if (input.type === "once") {
       if (input.run_at! < now - PAST_GRACE_MS) {
-        return `timestamp ${new Date(input.run_at!).toISOString()} is in the past (now ${
-          new Date(now).toISOString()
-        }): give a future time`;
+        return {
+          path: "timestamp",
+          message: `timestamp ${new Date(input.run_at!).toISOString()} is in the past (now ${
+            new Date(now).toISOString()
+          }): give a future time`,
+        };
       }
       return { ...base, next_fire_at: Math.max(input.run_at!, now) };
     }
@@ -319,7 +331,11 @@ export class JobService {
       ends_at_ms: input.ends_at,
     });
     if (next === null) {
-      return "the schedule has no occurrence between now (or starts_at) and last_date: check the dates";
+      return {
+        path: "last_date",
+        message:
+          "the schedule has no occurrence between now (or starts_at) and last_date: check the dates",
+      };
     }
     return { ...base, next_fire_at: next };
   }
