@@ -110,6 +110,7 @@ Deno.test("POST /jobs: seed recurrente + last_date, starts_at/ends_at and timezo
     assert.equal(empty.status, 400, empty.text);
     assert.equal(empty.body.code, "invalid_request");
     assert.match(empty.body.error, /no occurrence.*last_date/);
+    assert.deepEqual(empty.body.details.map((d: { path: string }) => d.path), ["last_date"]);
   });
 });
 

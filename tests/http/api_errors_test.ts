@@ -201,7 +201,9 @@ Deno.test("POST /jobs: malformed JSON → 400 that says the JSON is malformed", 
 Deno.test("POST /jobs: a one-off in the past → 400 asking for a future time", async () => {
   await withNode({}, async (t) => {
     const res = await t.post("/jobs", { type: "unico", timestamp: "2024-12-25T10:00:00Z" });
-    assertError(res, 400, "invalid_request", /2024-12-25T10:00:00\.000Z is in the past.*future/);
+    assertError(res, 400, "invalid_request", /2024-12-25T10:00:00\.000Z is in the past.*future/, [
+      "timestamp",
+    ]);
     assert.equal(await jobCount(t), 0);
   });
 });
