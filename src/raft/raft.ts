@@ -12,7 +12,7 @@
  * Section references: "§" is the Raft paper (Ongaro & Ousterhout, 2014); "thesis §" is Ongaro's
  * dissertation (2014).
  */
-import { leaseTicks, type ResolvedConfig, resolveConfig, type RaftConfig } from "./config.ts";
+import { leaseTicks, type RaftConfig, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { assert } from "./errors.ts";
 import { RaftLog } from "./log.ts";
 import {
@@ -34,8 +34,8 @@ import {
   type Heartbeat,
   type HeartbeatResponse,
   type Message,
-  NONE,
   type NodeId,
+  NONE,
   type ReadState,
   type Ready,
   type Role,
@@ -185,7 +185,9 @@ export class RaftNode {
         this.becomeFollower(m.term, fromLeader ? m.from : NONE);
       }
     } else if (m.term < this.term) {
-      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === "app" || m.type === "heartbeat")) {
+      if (
+        (this.cfg.checkQuorum || this.cfg.preVote) && (m.type === "app" || m.type === "heartbeat")
+      ) {
         // Tell a stale leader about the newer term; with pre-vote or check-quorum it might
         // otherwise never learn it, because nobody with a higher term campaigns against it.
         this.send<AppendResponse>({
@@ -263,7 +265,8 @@ export class RaftNode {
     if (this.role !== "leader") return this.reject("notLeader");
     const queued = this.pendingReads.length + this.readsAwaitingOwnTermCommit.length;
     if (queued >= this.cfg.maxPendingReads) return this.reject("tooManyReads");
-    const ownTerm = this.committedInOwnTerm() || this.cfg.bugs.readIndexBeforeOwnTermCommit === true;
+    const ownTerm = this.committedInOwnTerm() ||
+      this.cfg.bugs.readIndexBeforeOwnTermCommit === true;
     if (!ownTerm) {
       // thesis §6.4 step 1: a new leader does not know the commit index until it has committed
       // an entry of its term (its empty entry); reads wait for that.
@@ -313,7 +316,9 @@ export class RaftNode {
       softState: this.softStateChanged() ? softState : undefined,
       hardState: this.hardStateChanged() ? hardState : undefined,
       snapshot: unstable.snapshot,
-      truncateFrom: entries.length > 0 && entries[0].index <= storageLast ? entries[0].index : undefined,
+      truncateFrom: entries.length > 0 && entries[0].index <= storageLast
+        ? entries[0].index
+        : undefined,
       entries,
       messages: this.msgs,
       committed: this.log.nextCommitted(this.cfg.maxApplyBytes),
@@ -638,7 +643,10 @@ export class RaftNode {
     }
     if (!this.log.matchTerm(m.prevIndex, m.prevTerm)) {
       // §5.3: reject, with a hint that lets the leader skip every entry of a conflicting term.
-      const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
+      const hint = this.log.findConflictByTerm(
+        Math.min(m.prevIndex, this.log.lastIndex()),
+        m.prevTerm,
+      );
       reply(true, m.prevIndex, hint.index, hint.term);
       return;
     }
@@ -756,7 +764,9 @@ export class RaftNode {
     if (!pr) return;
     pr.recentActive = true;
     if (m.reject) {
-      const hint = m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index : m.hintIndex;
+      const hint = m.hintTerm > 0
+        ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index
+        : m.hintIndex;
       if (pr.maybeDecrTo(m.index, hint)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.sendAppend(m.from, true);
@@ -812,7 +822,9 @@ export class RaftNode {
     if (index <= this.log.committed) return false;
     // §5.4.2 (Figure 8): counting replicas commits only entries of the leader's own term;
     // earlier entries commit indirectly, with it.
-    if (this.log.term(index) !== this.term && !this.cfg.bugs.commitPreviousTermByCount) return false;
+    if (this.log.term(index) !== this.term && !this.cfg.bugs.commitPreviousTermByCount) {
+      return false;
+    }
     this.log.commitTo(index);
     this.onLeaderCommit();
     return true;
@@ -856,7 +868,7 @@ export class RaftNode {
     this.needsAppendFlush = false;
     if (this.role !== "leader") return;
     for (const id of this.progress.keys()) {
-      if (id !== this.id) while (this.sendAppend(id, false));
+      if (id !== this.id) { while (this.sendAppend(id, false)); }
     }
   }
 
@@ -1035,7 +1047,11 @@ export class RaftNode {
       const pr = this.progress.get(id);
       if (pr) pr.isLearner = conf.learners.includes(id);
       else {
-        const fresh = new Progress(this.log.lastIndex(), conf.learners.includes(id), this.cfg.maxInflightMsgs);
+        const fresh = new Progress(
+          this.log.lastIndex(),
+          conf.learners.includes(id),
+          this.cfg.maxInflightMsgs,
+        );
         fresh.recentActive = true;
         this.progress.set(id, fresh);
       }
