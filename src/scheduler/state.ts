@@ -315,6 +315,8 @@ export class SchedulerState {
       return fail("conflict", `job ${cmd.job_id} is ${job.status}, not paused`);
     }
     job.next_fire_at = cmd.next_fire_at;
+    // Leave `paused` first: #settledStatus keeps a paused status as it is.
+    job.status = "pending";
     job.status = this.#settledStatus(job, "completed");
     return {
       result: { ok: true },
