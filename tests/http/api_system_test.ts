@@ -1,0 +1,85 @@
+/** GET /health, GET /debug/cluster and GET /metrics over real HTTP against a real node. */
+import assert from "node:assert/strict";
+import { inMs, withNode } from "../support/node.ts";
+
+Deno.test("GET /health: role, uptime, job counts and memory", async () => {
+  await withNode({ node_id: "api-health", queue_job_limit: 50 }, async (t) => {
+    const created = await t.post("/jobs/batch", {
+      jobs: [
+        { type: "once", timestamp: inMs(60_000) },
+        { type: "once", timestamp: inMs(60_000) },
+        { type: "cron", cron_expression: "0 0 * * *" },
+      ],
+    });
+    assert.equal(created.status, 201, created.text);
+    const res = await t.get("/health");
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.headers.get("X-Tickraft-Node"), "api-health");
+    const h = res.body;
+    assert.equal(h.status, "ok");
+    assert.equal(h.node_id, "api-health");
+    assert.equal(h.role, "leader");
+    assert.equal(h.leader, "api-health");
+    assert.equal(typeof h.uptime_seconds, "number");
+    assert.ok(h.uptime_seconds >= 0);
+    assert.ok(h.applied_index >= 1);
+    assert.equal(h.jobs.total, 3);
+    assert.equal(h.jobs.limit, 50);
+    assert.deepEqual(h.jobs.by_status, { pending: 3 });
+    assert.equal(h.queue.max_inflight_deliveries, t.config.max_inflight_deliveries);
+    assert.equal(typeof h.queue.timer_entries, "number");
+    assert.ok(h.memory.rss_bytes > 0);
+    assert.ok(h.memory.limit_bytes > 0);
+    assert.equal(typeof h.memory.utilization_percent, "number");
+  });
+});
+
+Deno.test("GET /debug/cluster: this node as the single leader member", async () => {
+  await withNode({ node_id: "api-cluster" }, async (t) => {
+    const res = await t.get("/debug/cluster");
+    assert.equal(res.status, 200, res.text);
+    const c = res.body;
+    assert.equal(c.node_id, "api-cluster");
+    assert.equal(c.role, "leader");
+    assert.equal(c.leader, "api-cluster");
+    assert.equal(typeof c.term, "number");
+    assert.equal(c.members.length, 1);
+    assert.equal(c.members[0].id, "api-cluster");
+    assert.equal(c.members[0].address, t.url);
+    assert.equal(c.members[0].role, "leader");
+    assert.equal(c.members[0].voter, true);
+  });
+});
+
+Deno.test("GET /metrics: Prometheus text with jobs, deliveries, lateness and HTTP durations", async () => {
+  await withNode({}, async (t) => {
+    const sink = await t.sink();
+    const job = await t.post("/jobs", {
+      type: "once",
+      timestamp: inMs(100),
+      webhook_url: `${sink.url}/m`,
+    });
+    assert.equal(job.status, 201, job.text);
+    await t.poll(`/jobs/${job.body.id}`, (j) => j.status === "completed");
+    await t.post("/jobs", { type: "bogus" });
+
+    const res = await t.get("/metrics");
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+    const text = res.text;
+    assert.match(text, /^tickraft_jobs_created_total 1$/m);
+    assert.match(text, /^tickraft_deliveries_total\{outcome="success",error_class="none"\} 1$/m);
+    assert.match(text, /^tickraft_firing_lateness_seconds_count 1$/m);
+    assert.match(text, /^tickraft_job_rejections_total\{reason="invalid"\} 1$/m);
+    assert.match(
+      text,
+      /^tickraft_http_request_duration_seconds_count\{method="POST",route="\/jobs",status="201"\} 1$/m,
+    );
+    // Routes are labelled by pattern, not by job id (bounded label values).
+    assert.match(
+      text,
+      /^tickraft_http_request_duration_seconds_count\{method="GET",route="\/jobs\/:id",status="200"\} \d+$/m,
+    );
+    assert.ok(!text.includes(job.body.id), "a job id is used as a label value");
+  });
+});
