@@ -38,4 +38,26 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX executions_finished ON executions (finished_at)`,
     ],
   },
+  {
+    id: 2,
+    name: "cluster address book",
+    sql: [
+      `CREATE TABLE members (id INTEGER PRIMARY KEY, name TEXT NOT NULL, address TEXT NOT NULL)`,
+    ],
+  },
+];
+
+/** Migrations of the Raft log file (`raft.db`): entries, hard state, the latest snapshot. */
+export const RAFT_MIGRATIONS: Migration[] = [
+  {
+    id: 1,
+    name: "raft log",
+    sql: [
+      `CREATE TABLE raft_entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,
+        kind TEXT NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL)`,
+      `CREATE TABLE raft_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+      `CREATE TABLE raft_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,
+        term INTEGER NOT NULL, conf TEXT NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL)`,
+    ],
+  },
 ];

@@ -4,7 +4,7 @@
  */
 import { type Client, createClient } from "@libsql/client/node";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
-import { MIGRATIONS } from "./migrations.ts";
+import { type Migration, MIGRATIONS } from "./migrations.ts";
 
 /** An open database: the raw client for hot paths, drizzle for cold queries. */
 export interface Database {
@@ -14,26 +14,33 @@ export interface Database {
   close(): void;
 }
 
-/** Opens (creating if needed) `<data_dir>/<file>` and migrates it to the latest schema. */
-export async function openDatabase(data_dir: string, file = "node.db"): Promise<Database> {
+/**
+ * Opens (creating if needed) `<data_dir>/<file>` and migrates it with `migrations` (the
+ * scheduler's state by default; the Raft log has its own file and migrations).
+ */
+export async function openDatabase(
+  data_dir: string,
+  file = "node.db",
+  migrations: Migration[] = MIGRATIONS,
+): Promise<Database> {
   await Deno.mkdir(data_dir, { recursive: true });
   const path = `${data_dir.replace(/\/+$/, "")}/${file}`;
   const client = createClient({ url: `file:${path}` });
   await client.execute("PRAGMA journal_mode=WAL");
   await client.execute("PRAGMA synchronous=FULL");
   await client.execute("PRAGMA busy_timeout=5000");
-  await migrate(client);
+  await migrate(client, migrations);
   return { client, orm: drizzle(client), path, close: () => client.close() };
 }
 
-async function migrate(client: Client): Promise<void> {
+async function migrate(client: Client, migrations: Migration[]): Promise<void> {
   await client.execute(
     "CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
   );
   const applied = new Set(
     (await client.execute("SELECT id FROM schema_migrations")).rows.map((r) => Number(r.id)),
   );
-  for (const m of MIGRATIONS) {
+  for (const m of migrations) {
     if (applied.has(m.id)) continue;
     await client.batch([
       ...m.sql,

@@ -4,7 +4,7 @@
  *
  * Times are integer milliseconds since the Unix epoch (`*_at`); JSON values are text.
  */
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { blob, index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Small key/value facts of the node: the applied log index, the node's identity. */
 export const meta = sqliteTable("meta", {
@@ -77,3 +77,35 @@ export const executions = sqliteTable("executions", {
   index("executions_job").on(t.job_id, t.scheduled_at),
   index("executions_finished").on(t.finished_at),
 ]);
+
+/** The cluster's address book, replicated through the log: Raft node id → name and URL. */
+export const members = sqliteTable("members", {
+  id: integer("id").primaryKey(),
+  name: text("name").notNull(),
+  address: text("address").notNull(),
+});
+
+/** Raft log entries since the latest snapshot (`raft.db`); `crc` is the CRC-32 of `data`. */
+export const raftEntries = sqliteTable("raft_entries", {
+  idx: integer("idx").primaryKey(),
+  term: integer("term").notNull(),
+  kind: text("kind").notNull(),
+  data: blob("data").notNull(),
+  crc: integer("crc").notNull(),
+});
+
+/** Raft hard state (`hard_state`: JSON term, vote, commit). */
+export const raftState = sqliteTable("raft_state", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+
+/** The latest snapshot: last included index and term, configuration, state machine bytes. */
+export const raftSnapshot = sqliteTable("raft_snapshot", {
+  id: integer("id").primaryKey(),
+  idx: integer("idx").notNull(),
+  term: integer("term").notNull(),
+  conf: text("conf").notNull(),
+  data: blob("data").notNull(),
+  crc: integer("crc").notNull(),
+});

@@ -22,3 +22,14 @@ export class LogOverloadedError extends Error {}
 
 /** The log cannot write any more (a failed fsync or a broken file); the node must restart. */
 export class LogFailedError extends Error {}
+
+/** This node is not the leader; the HTTP layer forwards or redirects to the one named here. */
+export class NotLeaderError extends Error {
+  constructor(
+    message: string,
+    readonly leader_name: string | null,
+    readonly leader_address: string | null,
+  ) {
+    super(message);
+  }
+}
