@@ -218,6 +218,13 @@ Deno.test("POST /jobs: the same Idempotency-Key header returns the same job, 200
     assert.equal(viaBody.headers.get("Idempotent-Replayed"), "true");
     assert.equal(viaBody.body.id, first.body.id);
 
+    // The header wins over the body's key.
+    const both = await t.post("/jobs", { ...body, idempotency_key: "from-body" }, {
+      "Idempotency-Key": "order-42",
+    });
+    assert.equal(both.status, 200, both.text);
+    assert.equal(both.body.id, first.body.id);
+
     // A different key makes a different job.
     const other = await t.post("/jobs", { ...body, idempotency_key: "order-43" });
     assert.equal(other.status, 201, other.text);

@@ -266,6 +266,14 @@ Deno.test("body over MAX_BODY_BYTES → 413 naming the limit; nothing created", 
     assertError(res, 413, "payload_too_large", /larger than 512 bytes \(MAX_BODY_BYTES\)/);
     const batch = await t.post("/jobs/batch", { jobs: [body] });
     assertError(batch, 413, "payload_too_large", /MAX_BODY_BYTES/);
+    // Without Content-Length (chunked), the limit is enforced while reading.
+    const chunked = await fetch(`${t.url}/jobs`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: ReadableStream.from([new TextEncoder().encode(JSON.stringify(body))]),
+    });
+    assert.equal(chunked.status, 413);
+    assert.match((await chunked.json()).error, /MAX_BODY_BYTES/);
     // Just under the limit is fine.
     const small = await t.post("/jobs", { ...body, payload: "x".repeat(100) });
     assert.equal(small.status, 201, small.text);

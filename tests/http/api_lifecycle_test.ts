@@ -264,3 +264,35 @@ Deno.test("overlap: forbid skips, replace replaces, allow runs concurrently", as
     );
   });
 });
+
+Deno.test("GET /jobs/{id}/executions: newest first, cursor pagination", async () => {
+  await withNode({}, async (t) => {
+    const job = await create(t, { type: "once", timestamp: inMs(10 * 60_000) });
+    const triggered: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await t.post(`/jobs/${job.id}/trigger`);
+      assert.equal(res.status, 202, res.text);
+      triggered.push(res.body.execution_id);
+    }
+    await t.poll(
+      `/jobs/${job.id}/executions`,
+      (b) => b.executions.filter((e: Json) => e.status === "completed").length === 5,
+    );
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? "" : `&cursor=${cursor}`;
+      const res = await t.get(`/jobs/${job.id}/executions?limit=2${query}`);
+      assert.equal(res.status, 200, res.text);
+      assert.ok(res.body.executions.length <= 2);
+      seen.push(...res.body.executions.map((e: Json) => e.id));
+      cursor = res.body.next_cursor;
+    } while (cursor !== null);
+    assert.deepEqual(
+      seen,
+      [...triggered].reverse(),
+      "executions must list newest first; ulid() in src/scheduler/ids.ts is not monotonic " +
+        "within a millisecond, so executions started in one ms sort randomly",
+    );
+  });
+});
