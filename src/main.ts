@@ -1,10 +1,25 @@
-/** CLI entry: reads the configuration, starts a node, stops it on SIGTERM or SIGINT. */
-import { ConfigError, helpText, loadConfig } from "./config.ts";
-import { createLogger } from "./logger.ts";
-import { startNode } from "./node/node.ts";
-import { onShutdownSignal } from "./node/runtime.ts";
+/**
+ * Entry of the binary: `jobs …` and `cluster …` run the CLI against a node over HTTP
+ * (`src/cli/`); anything else (`serve`, flags, nothing) starts a node.
+ */
+import { isCliInvocation, runCli } from "./cli/cli.ts";
 
-async function main(args: string[]): Promise<number> {
+/**
+ * Reads the configuration, starts a node, stops it on SIGTERM or SIGINT. The node's modules are
+ * imported here, not above, so the CLI neither loads them nor needs their permissions (FFI).
+ */
+async function serve(args: string[]): Promise<number> {
+  const [
+    { ConfigError, helpText, loadConfig },
+    { createLogger },
+    { startNode },
+    { onShutdownSignal },
+  ] = await Promise.all([
+    import("./config.ts"),
+    import("./logger.ts"),
+    import("./node/node.ts"),
+    import("./node/runtime.ts"),
+  ]);
   let loaded;
   try {
     loaded = loadConfig(args, Deno.env.toObject());
@@ -27,6 +42,10 @@ async function main(args: string[]): Promise<number> {
   logger.info("stopping", { node: config.node_id, reason });
   await node.stop();
   return reason.startsWith("storage") ? 1 : 0;
+}
+
+async function main(args: string[]): Promise<number> {
+  return isCliInvocation(args) ? await runCli(args) : await serve(args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,49 @@
+/** What one CLI command declares (its flags, arguments, help) and what it receives to run. */
+import { type OptionSpecs, type OptionValues, UsageError } from "./args.ts";
+import type { TickraftClient } from "./client.ts";
+
+/** What a command gets: the client, the parsed command line and where to print. */
+export interface CommandInput {
+  client: TickraftClient;
+  /** `--json`: print the server's JSON instead of tables. */
+  raw: boolean;
+  values: OptionValues;
+  /** The positional arguments, as many as the command's `args`. */
+  args: string[];
+  /** A JSON body given as `--json '{…}'`, for commands with `takes_body`. */
+  body: string | undefined;
+  print(text: string): void;
+}
+
+export interface Command {
+  summary: string;
+  /** Names of the required positional arguments, e.g. `["id"]`. */
+  args: string[];
+  options: OptionSpecs;
+  /** Accepts a JSON body as `--json '{…}'`. */
+  takes_body?: boolean;
+  /** Extra help lines (examples). */
+  examples?: string[];
+  run(input: CommandInput): Promise<void>;
+}
+
+/** The command failed for a reason the user can act on (exit 1 with the message). */
+export class CommandError extends Error {}
+
+/** Prints `value` as indented JSON with `--json`, as `human(value)` otherwise. */
+export function emit<T>(input: CommandInput, value: T, human: (value: T) => string): void {
+  input.print(input.raw ? JSON.stringify(value, null, 2) : human(value));
+}
+
+/** The string value of flag `name`, or a usage error naming it. */
+export function required(values: OptionValues, name: string): string {
+  const value = values[name];
+  if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+/** The string value of flag `name`, if given. */
+export function optional(values: OptionValues, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === "string" ? value : undefined;
+}
