@@ -21,6 +21,10 @@ const TYPE_ALIASES: Record<string, JobType> = {
   interval: "interval",
 };
 
+/** Own keys only: "toString" or "__proto__" are not job types. */
+const isTypeName = (t: string) => Object.hasOwn(TYPE_ALIASES, t);
+const TYPE_HINT = "use one of once, cron, interval (or the seed's unico, recurrente)";
+
 const isoTime = z.string().refine(
   (text) =>
     /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(text) &&
@@ -32,8 +36,8 @@ const seconds = (max_s: number) => z.number().positive().max(max_s);
 
 /** Body of `POST /jobs` (and each item of `POST /jobs/batch`). */
 export const jobCreateSchema = z.object({
-  type: z.string().refine((t) => t in TYPE_ALIASES, {
-    message: "use one of once, cron, interval (or the seed's unico, recurrente)",
+  type: z.string({ error: `"type" is required: ${TYPE_HINT}` }).refine(isTypeName, {
+    message: TYPE_HINT,
   }),
   name: z.string().max(200).optional(),
   timestamp: isoTime.optional(),
@@ -55,7 +59,7 @@ export const jobCreateSchema = z.object({
   timeout_seconds: seconds(3_600).optional(),
   idempotency_key: z.string().min(1).max(256).optional(),
 }).strict().superRefine((body, ctx) => {
-  const type = TYPE_ALIASES[body.type];
+  const type = isTypeName(body.type) ? TYPE_ALIASES[body.type] : undefined;
   const issue = (path: string, message: string) =>
     ctx.addIssue({ code: "custom", path: [path], message });
   if (type === "once") {
@@ -144,7 +148,7 @@ export const cancelSchema = z.object({ reason: z.string().max(1_000).optional() 
 /** Query of `GET /jobs`. */
 export const listQuerySchema = z.object({
   status: z.enum(JOB_STATUSES as [string, ...string[]]).optional(),
-  type: z.string().refine((t) => t in TYPE_ALIASES, { message: "use once, cron or interval" })
+  type: z.string().refine(isTypeName, { message: "use once, cron or interval" })
     .transform((t) => TYPE_ALIASES[t]).optional(),
   q: z.string().max(200).optional(),
   cursor: z.string().max(64).optional(),
