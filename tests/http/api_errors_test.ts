@@ -46,6 +46,24 @@ Deno.test("POST /jobs: request errors → 400 with a message that says what to f
         paths: ["type"],
       },
       {
+        name: "missing type",
+        body: { timestamp: future },
+        message: /"type" is required: use one of once, cron, interval/,
+        paths: ["type"],
+      },
+      {
+        name: "empty body",
+        body: "",
+        message: /"type" is required/,
+        paths: ["type"],
+      },
+      ...["toString", "constructor", "__proto__"].map((type) => ({
+        name: `inherited property ${type} as a type`,
+        body: { type, timestamp: future },
+        message: /use one of once, cron, interval/,
+        paths: ["type"],
+      })),
+      {
         name: "missing timestamp",
         body: { type: "unico", webhook_url: "http://127.0.0.1:9999/" },
         message: /needs "timestamp"/,
@@ -248,6 +266,8 @@ Deno.test("bad query parameters → 400 naming the parameter", async () => {
       ["/jobs?limit=abc", /limit/, ["limit"]],
       ["/jobs?limit=100000", /limit/, ["limit"]],
       ["/jobs?type=weekly", /use once, cron or interval/, ["type"]],
+      ["/jobs?type=toString", /use once, cron or interval/, ["type"]],
+      ["/jobs?type=__proto__", /use once, cron or interval/, ["type"]],
       ["/jobs?colour=red", /colour/, [""]],
       [`/jobs/${created.body.id}/executions?limit=0`, /limit/, ["limit"]],
     ];
