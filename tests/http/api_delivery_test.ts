@@ -250,3 +250,27 @@ Deno.test("failures: always 500, 404, connection refused, timeout → failed wit
     assert.equal(failedList.body.jobs.length, 4);
   });
 });
+
+Deno.test("catchup_window_seconds 0: an occurrence fired on time by a running node is delivered, not missed", async () => {
+  await withNode({}, async (t) => {
+    const sink = await t.sink();
+    const job = await create(t, {
+      type: "once",
+      timestamp: inMs(300),
+      webhook_url: `${sink.url}/on-time`,
+      catchup_window_seconds: 0,
+    });
+    const status = await settled(t, job.id);
+    const [execution] = await executions(t, job.id);
+    assert.equal(
+      status.status,
+      "completed",
+      "a window of 0 means 'no catch-up after downtime', yet the running node recorded the " +
+        "on-time occurrence as missed: Scheduler#advanceCommand (src/scheduler/scheduler.ts) " +
+        "compares the ordinary firing delay of a few ms with the window (now - latest <= " +
+        `catchup_window_ms); execution: ${JSON.stringify(execution)}`,
+    );
+    assert.equal(execution.status, "completed");
+    assert.equal(sink.requests.length, 1);
+  });
+});
