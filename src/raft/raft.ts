@@ -369,6 +369,19 @@ export class RaftNode {
     };
   }
 
+  /**
+   * On a leader, what it knows of each member's log (match index, next index, progress state);
+   * empty on other roles. For status pages and choosing a transfer target.
+   */
+  replication(): ReadonlyMap<NodeId, { match: number; next: number; state: string }> {
+    const out = new Map<NodeId, { match: number; next: number; state: string }>();
+    if (this.role !== "leader") return out;
+    for (const [id, pr] of this.progress) {
+      out.set(id, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return out;
+  }
+
   /** The term of entry `index` in this node's log, or undefined if compacted or absent. */
   termAt(index: number): number | undefined {
     return this.log.term(index);
