@@ -144,7 +144,7 @@ export function parsePeers(spec: string): PeerSpec[] {
         `peer entry "${entry}" has no name: write name=url, e.g. node-${i + 1}=${example}`,
       );
     }
-    checkName(name, `peer name "${name}"`);
+    checkName(name, "peer name");
     peers.push({ name, address: normalizeAddress(entry.slice(eq + 1).trim(), `peer ${name}`) });
   });
   for (const key of ["name", "address"] as const) {
@@ -536,6 +536,9 @@ function checkPort(port: number): void {
 
 /** `url` reduced to its origin; throws unless it is a plain http(s) base URL. */
 function normalizeAddress(url: string, what: string): string {
+  if (!url.includes("://")) {
+    throw new DiscoveryError(`${what}: "${url}" has no scheme; write http://${url}`);
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
