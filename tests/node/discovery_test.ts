@@ -325,6 +325,16 @@ Deno.test("denoResolver: a resolver that does not answer is a rejection, not an 
   await assert.rejects(resolve("x.test", "A"), /DNS A lookup of x\.test failed/);
 });
 
+Deno.test("denoResolver: Deno reports SERVFAIL like NXDOMAIN, so it reads as no records", async () => {
+  // Pinned because docs/discovery.md relies on it: a failing server cannot be told apart from an
+  // empty one, which is why boot waits for min_peers instead of trusting one answer.
+  await withDns({ [SVC]: { A: ["10.0.0.1"] } }, async (dns, resolve) => {
+    dns.servfail.add(SVC);
+    assert.deepEqual(await resolve(SVC, "A"), []);
+    assert.ok(dns.queries.includes(`A ${SVC}`), "the server was asked");
+  });
+});
+
 /** A Discovery whose answers come from a list, one per call; an Error entry rejects. */
 function scripted(answers: (PeerSpec[] | Error)[]): Discovery & { calls: number } {
   const self = { name: "a", address: "http://a:1" };
