@@ -16,6 +16,10 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "3" },
     ticks: { type: "string" },
     trace: { type: "boolean", default: false },
+    bug: { type: "string", multiple: true, default: [] },
+    "no-pre-vote": { type: "boolean", default: false },
+    "no-check-quorum": { type: "boolean", default: false },
+    lease: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
@@ -26,7 +30,11 @@ if (values.help || (values.seed === undefined && values.seeds === undefined)) {
   --seed N    replay seed N with a readable trace (the last 200 lines; --trace for all)
   --seeds N   run N seeds starting at --first (default 1); print seeds, steps, faults, failures
   --nodes     cluster size (default 3)
-  --ticks     ticks of the fault phase (default ${DEFAULT_OPTIONS.faultTicks})`,
+  --ticks     ticks of the fault phase (default ${DEFAULT_OPTIONS.faultTicks})
+  --lease     leader-lease reads instead of ReadIndex rounds
+  --no-pre-vote, --no-check-quorum
+  --bug NAME  switch on a test-only bug (repeatable): voteBeforePersist, commitPreviousTermByCount,
+              readIndexBeforeOwnTermCommit, noCheckQuorumStepDown`,
   );
   Deno.exit(values.help ? 0 : 2);
 }
@@ -36,8 +44,29 @@ if (![1, 3, 5].includes(nodes)) {
   console.error("--nodes must be 1, 3 or 5");
   Deno.exit(2);
 }
+const bugNames = [
+  "voteBeforePersist",
+  "commitPreviousTermByCount",
+  "readIndexBeforeOwnTermCommit",
+  "noCheckQuorumStepDown",
+];
+const bugs: Record<string, boolean> = {};
+for (const name of values.bug) {
+  if (!bugNames.includes(name)) {
+    console.error(`--bug must be one of ${bugNames.join(", ")}`);
+    Deno.exit(2);
+  }
+  bugs[name] = true;
+}
 const base: Omit<SimOptions, "seed"> = {
   ...DEFAULT_OPTIONS,
+  raft: {
+    ...DEFAULT_OPTIONS.raft,
+    preVote: !values["no-pre-vote"],
+    checkQuorum: !values["no-check-quorum"],
+    readMode: values.lease ? "lease" : "safe",
+  },
+  bugs,
   nodes,
   faultTicks: values.ticks ? Number(values.ticks) : DEFAULT_OPTIONS.faultTicks,
 };

@@ -25,6 +25,11 @@ export interface FaultProfile {
   partitionMax_ticks: number;
   crash: number;
   restartMax_ticks: number;
+  /**
+   * Per Ready that persisted something: crash right after the persist, before or after sending
+   * (an even chance), and come back within 3 ticks. Fault points around fsync.
+   */
+  crashAfterPersist: number;
   /** Per Ready: persistence takes 1..persistMax_ticks ticks (a crash meanwhile loses it). */
   slowPersist: number;
   persistMax_ticks: number;
@@ -43,6 +48,7 @@ export const DEFAULT_FAULTS: FaultProfile = {
   partitionMax_ticks: 80,
   crash: 0.004,
   restartMax_ticks: 40,
+  crashAfterPersist: 0.005,
   slowPersist: 0.1,
   persistMax_ticks: 3,
   churn: 0.01,
@@ -315,6 +321,7 @@ class Simulation {
       const rd = node.pendingReady;
       node.pendingReady = undefined;
       this.complete(node, rd);
+      if (node.raft !== raft) return;
     }
     for (; node.pendingTicks > 0; node.pendingTicks--) {
       this.steps++;
@@ -327,7 +334,7 @@ class Simulation {
       if (this.opt.trace) this.trace(`deliver ${describe(m)}`);
       raft.step(m);
     }
-    for (let round = 0; round < 8 && raft.hasReady(); round++) {
+    for (let round = 0; round < 8 && node.raft === raft && raft.hasReady(); round++) {
       const rd = raft.ready();
       this.steps++;
       this.onReady(node, rd);
@@ -360,7 +367,12 @@ class Simulation {
   /** Persist, then send, then apply, then advance: the order `Ready` prescribes. */
   private complete(node: SimNode, rd: Ready): void {
     const raft = node.raft!;
-    if (rd.snapshot) node.storage.applySnapshot(rd.snapshot);
+    if (rd.snapshot) {
+      // The log and the state machine take the snapshot in one atomic step (one transaction in
+      // the shell), so a crash cannot leave one without the other.
+      node.storage.applySnapshot(rd.snapshot);
+      this.installSnapshot(node, rd.snapshot);
+    }
     if (rd.entries.length > 0) {
       this.checkLogMatching(node, rd.entries);
       node.storage.append(rd.entries);
@@ -371,8 +383,16 @@ class Simulation {
       }
       node.storage.setHardState(rd.hardState);
     }
+    const persisted = rd.hardState !== undefined || rd.entries.length > 0 ||
+      rd.snapshot !== undefined;
+    if (!this.inLiveness && persisted && this.rng() < this.opt.faults.crashAfterPersist) {
+      const afterSend = this.rng() < 0.5;
+      if (afterSend) { for (const m of rd.messages) this.net.send(m, this.now); }
+      this.trace(`n${node.id} crashes after persisting, ${afterSend ? "after" : "before"} sending`);
+      this.crash(node, 3);
+      return;
+    }
     for (const m of rd.messages) this.net.send(m, this.now);
-    if (rd.snapshot) this.installSnapshot(node, rd.snapshot);
     for (const e of rd.committed) this.apply(node, e);
     for (const rs of rd.readStates) node.reads.push(rs);
     this.serveReads(node);
@@ -400,12 +420,12 @@ class Simulation {
     this.trace(`n${node.id} starts (term ${node.raft.status().term}, applied ${node.sm.applied})`);
   }
 
-  private crash(node: SimNode): void {
+  private crash(node: SimNode, restartMax_ticks = this.opt.faults.restartMax_ticks): void {
     node.raft = undefined;
     node.pendingReady = undefined;
     node.inbox = [];
     node.reads = [];
-    node.restartAt = this.now + randomInt(this.rng, 1, this.opt.faults.restartMax_ticks);
+    node.restartAt = this.now + randomInt(this.rng, 1, restartMax_ticks);
     this.faultCounts.crashes++;
     this.trace(`n${node.id} crashes, restarts at ${node.restartAt}`);
   }
