@@ -61,6 +61,7 @@ export async function runCli(args: string[]): Promise<number> {
   const at = indexAfterGlobals(args, GLOBAL_OPTIONS);
   const group_name = args[at];
   const group = GROUPS[group_name];
+  if (group === undefined) throw new Error("runCli: call it only when isCliInvocation(args)");
   const name = args[at + 1];
   if (name === "--help" || name === "-h") {
     console.log(groupHelp(group_name, group));
