@@ -1,0 +1,131 @@
+/**
+ * Child processes of the benchmark: started with piped output that is always drained (a full
+ * pipe would stall the child), stopped by their own pid only, with the tail of their output kept
+ * for error messages.
+ *
+ * @module
+ */
+
+/** The repository root (scripts/bench/ is two levels down). */
+export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
+
+const TAIL_BYTES_MAX = 8_192;
+
+/** A child process started by {@link spawnChild}. */
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number>;
+  /** The last few kilobytes of stdout and stderr, for error messages. */
+  tail(): string;
+  /** Sends SIGTERM, waits up to `grace_ms`, then SIGKILL; resolves once it has exited. */
+  stop(grace_ms?: number): Promise<void>;
+}
+
+/** Options of {@link spawnChild}. */
+export interface SpawnOptions {
+  cwd?: string;
+  /** Called with each chunk of stderr text (after it is added to the tail). */
+  onStderr?: (text: string) => void;
+}
+
+async function drain(
+  stream: ReadableStream<Uint8Array>,
+  onText: (text: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) onText(decoder.decode(chunk, { stream: true }));
+}
+
+/** Starts `command args` with stdin closed and stdout/stderr drained into a bounded tail. */
+export function spawnChild(
+  name: string,
+  command: string,
+  args: string[],
+  options: SpawnOptions = {},
+): Child {
+  const process = new Deno.Command(command, {
+    args,
+    cwd: options.cwd ?? REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let tail = "";
+  const keep = (text: string) => {
+    tail = (tail + text).slice(-TAIL_BYTES_MAX);
+  };
+  const drained = Promise.all([
+    drain(process.stdout, keep),
+    drain(process.stderr, (text) => {
+      keep(text);
+      options.onStderr?.(text);
+    }),
+  ]);
+  const exited = process.status.then(async (status) => {
+    await drained;
+    return status.code;
+  });
+  let done = false;
+  exited.then(() => done = true);
+  const stop = async (grace_ms = 10_000) => {
+    if (done) return;
+    process.kill("SIGTERM");
+    const timer = setTimeout(() => {
+      if (!done) process.kill("SIGKILL");
+    }, grace_ms);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { name, pid: process.pid, exited, tail: () => tail, stop };
+}
+
+/** A free TCP port on 127.0.0.1 (taken from the kernel, then released). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Polls `probe` every `interval_ms` until it returns a value other than undefined; throws after
+ * `timeout_ms`, or at once when `child` exits first.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeout_ms: number,
+  child: Child,
+  interval_ms = 50,
+): Promise<T> {
+  const deadline = performance.now() + timeout_ms;
+  let exited = false;
+  child.exited.then(() => exited = true);
+  while (performance.now() < deadline) {
+    if (exited) throw new Error(`${child.name} exited while waiting for ${what}:\n${child.tail()}`);
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(interval_ms);
+  }
+  throw new Error(
+    `${what}: not reached within ${timeout_ms} ms; ${child.name} said:\n${child.tail()}`,
+  );
+}
+
+/** Resident set size (VmRSS) and its peak (VmHWM) of a process, in bytes, from /proc. */
+export async function procMemory(pid: number): Promise<{ rss_bytes: number; hwm_bytes: number }> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kib = (field: string) => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+    if (match === null) throw new Error(`/proc/${pid}/status has no ${field}`);
+    return Number(match[1]) * 1_024;
+  };
+  return { rss_bytes: kib("VmRSS"), hwm_bytes: kib("VmHWM") };
+}

@@ -1,0 +1,430 @@
+/**
+ * `deno task bench:single`: the single-node benchmark (not a test). Runs a Tickraft node as a
+ * child process and, in the same run, BullMQ on a private redis-server with every write
+ * fsynced, and prints a side-by-side table:
+ *
+ * - creates/s at 1, 16 and 64 concurrent clients (`POST /jobs` vs `Queue.add` with a delay) and
+ *   through `POST /jobs/batch` (vs `Queue.addBulk`), median of `--repeats` interleaved runs;
+ * - firing lateness p50/p99/max of 10,000 jobs due over 10 s, measured by a separate webhook
+ *   sink process (BullMQ: in its worker, and again with the same webhook call);
+ * - RSS with 1,000,000 jobs stored and the time to restart with them.
+ *
+ * ```sh
+ * ./deno task bench:single              # full run, about 5 minutes on 2 cores
+ * ./deno task bench:single --quick      # small sizes, a smoke run
+ * ./deno task bench:single --skip-peer  # Tickraft only
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { LoadResult } from "./bench/load.ts";
+import {
+  BullPeer,
+  ensureRedisServer,
+  type RedisServer,
+  type RedisStoreResult,
+  startRedis,
+  storeAndRestartRedis,
+} from "./bench/peer.ts";
+import { REPO_ROOT } from "./bench/proc.ts";
+import { markdownTable, mb, ms, rate, ratio, seconds } from "./bench/report.ts";
+import { type LatenessResult, SinkProcess } from "./bench/sink.ts";
+import { median } from "./bench/stats.ts";
+import {
+  BATCH_MAX,
+  batchCreates,
+  creates,
+  lateness,
+  startNode,
+  storeAndRestart,
+  type StoreResult,
+} from "./bench/tickraft.ts";
+
+const USAGE = `usage: deno task bench:single [--quick] [--skip-peer] [--jobs-1m N] [--repeats N]
+  --quick      small sizes (a smoke run of a minute or so)
+  --skip-peer  measure Tickraft only (no redis-server, no BullMQ)
+  --jobs-1m N  jobs stored for the memory and restart rows (default 1000000; quick 20000)
+  --repeats N  interleaved runs of each create measurement, median reported (default 3; quick 1)`;
+
+const CLIENTS = [1, 16, 64] as const;
+const CREATE_DELAY_MS = 3_600_000;
+const PEER_WORKER_CONCURRENCY = 64;
+const AIM_BATCH_PER_S = 50_000;
+const AIM_P99_MS = 20;
+const AIM_RSS_BYTES = 600_000_000;
+const AIM_RESTART_MS = 15_000;
+
+interface Sizes {
+  creates: Record<(typeof CLIENTS)[number], number>;
+  warmup: number;
+  batch_jobs: number;
+  late: { count: number; window_ms: number; lead_ms: number };
+  jobs_1m: number;
+  repeats: number;
+}
+
+const FULL: Sizes = {
+  creates: { 1: 2_000, 16: 10_000, 64: 20_000 },
+  warmup: 1_000,
+  batch_jobs: 100_000,
+  late: { count: 10_000, window_ms: 10_000, lead_ms: 5_000 },
+  jobs_1m: 1_000_000,
+  repeats: 3,
+};
+
+const QUICK: Sizes = {
+  creates: { 1: 200, 16: 1_000, 64: 2_000 },
+  warmup: 100,
+  batch_jobs: 20_000,
+  late: { count: 1_000, window_ms: 2_000, lead_ms: 3_000 },
+  jobs_1m: 20_000,
+  repeats: 1,
+};
+
+interface Pair<T> {
+  ours: T[];
+  peer: T[];
+}
+
+/** Everything measured; sections that did not run (or failed) stay empty. */
+interface Results {
+  creates: Map<number, Pair<LoadResult>>;
+  batch: Pair<LoadResult>;
+  late?: {
+    ours: LatenessResult & { node_p99_bound_ms: number };
+    peer?: LatenessResult;
+    peer_webhook?: LatenessResult;
+  };
+  store?: StoreResult;
+  peer_store?: RedisStoreResult;
+}
+
+function positiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a positive integer, got ${text}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  return n;
+}
+
+function parseOptions(): { sizes: Sizes; skip_peer: boolean } {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      "skip-peer": { type: "boolean", default: false },
+      "jobs-1m": { type: "string" },
+      repeats: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const base = values.quick ? QUICK : FULL;
+  return {
+    skip_peer: values["skip-peer"],
+    sizes: {
+      ...base,
+      jobs_1m: positiveInt("jobs-1m", values["jobs-1m"]) ?? base.jobs_1m,
+      repeats: positiveInt("repeats", values.repeats) ?? base.repeats,
+    },
+  };
+}
+
+const t0 = performance.now();
+function log(line: string): void {
+  console.error(`[${((performance.now() - t0) / 1_000).toFixed(0).padStart(4)} s] ${line}`);
+}
+
+/** Median of each figure over repeated runs. */
+function medianLoad(runs: LoadResult[]): LoadResult {
+  return {
+    per_s: median(runs.map((r) => r.per_s)),
+    p50_ms: median(runs.map((r) => r.p50_ms)),
+    p99_ms: median(runs.map((r) => r.p99_ms)),
+  };
+}
+
+async function versions(): Promise<{ bullmq: string; redis: string; deno: string }> {
+  const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
+  const bullmq = String(config.imports.bullmq).replace(/^npm:bullmq@/, "");
+  let redis = "not installed";
+  try {
+    const out = await new Deno.Command("redis-server", { args: ["--version"] }).output();
+    redis = /v=(\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ?? "unknown";
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return { bullmq, redis, deno: Deno.version.deno };
+}
+
+/** The 1-minute load average: other work on the machine shows up here. */
+async function loadAverage(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
+}
+
+async function cpuModel(): Promise<string> {
+  const text = await Deno.readTextFile("/proc/cpuinfo");
+  return /^model name\s*:\s*(.+)$/m.exec(text)?.[1] ?? "unknown CPU";
+}
+
+/** Creates at each client count and through batches, Tickraft and BullMQ interleaved. */
+async function runCreates(
+  dir: string,
+  sizes: Sizes,
+  webhook_url: string,
+  peer: BullPeer | null,
+  results: Results,
+): Promise<void> {
+  const node = await startNode(`${dir}/creates`);
+  try {
+    log(`warm-up: ${sizes.warmup} creates each`);
+    await creates(node, 16, sizes.warmup, CREATE_DELAY_MS, webhook_url);
+    await peer?.adds(16, sizes.warmup);
+    for (let rep = 1; rep <= sizes.repeats; rep++) {
+      for (const clients of CLIENTS) {
+        const total = sizes.creates[clients];
+        const pair = results.creates.get(clients) ?? { ours: [], peer: [] };
+        results.creates.set(clients, pair);
+        const ours = await creates(node, clients, total, CREATE_DELAY_MS, webhook_url);
+        pair.ours.push(ours);
+        let line = `run ${rep}: ${clients} clients, ${total} creates: tickraft ${rate(ours.per_s)}`;
+        if (peer !== null) {
+          const theirs = await peer.adds(clients, total);
+          pair.peer.push(theirs);
+          line += `, bullmq ${rate(theirs.per_s)}`;
+        }
+        log(line);
+      }
+      const ours = await batchCreates(node, {
+        concurrency: 2,
+        jobs: sizes.batch_jobs,
+        batch_size: BATCH_MAX,
+        first_due_ms: Date.now() + CREATE_DELAY_MS,
+        spacing_ms: 1,
+        webhook_url,
+      });
+      results.batch.ours.push(ours);
+      let line = `run ${rep}: ${sizes.batch_jobs} jobs in batches: tickraft ${rate(ours.per_s)}`;
+      if (peer !== null) {
+        const theirs = await peer.addBulk(null, 2, sizes.batch_jobs, BATCH_MAX);
+        results.batch.peer.push(theirs);
+        line += `, bullmq ${rate(theirs.per_s)}`;
+      }
+      log(line);
+    }
+  } finally {
+    await node.child.stop();
+  }
+}
+
+function lateText(r: LatenessResult): string {
+  const dups = r.duplicates > 0 ? `, ${r.duplicates} duplicates` : "";
+  return `${ms(r.p50_ms)} / ${ms(r.p99_ms)} / ${
+    ms(r.max_ms)
+  } ms (${r.delivered}/${r.expected}${dups})`;
+}
+
+function loadText(r: LoadResult): string {
+  return `${rate(r.per_s)} (p50 ${ms(r.p50_ms)} ms, p99 ${ms(r.p99_ms)} ms)`;
+}
+
+function met(ok: boolean): string {
+  return ok ? "yes" : "NO";
+}
+
+/** The rows of the results table; ratio above 1 means Tickraft is better, in every row. */
+function tableRows(results: Results, sizes: Sizes): string[][] {
+  const rows: string[][] = [];
+  const none = "–";
+  for (const clients of CLIENTS) {
+    const pair = results.creates.get(clients);
+    if (pair === undefined || pair.ours.length === 0) continue;
+    const ours = medianLoad(pair.ours);
+    const peer = pair.peer.length > 0 ? medianLoad(pair.peer) : null;
+    const aimed = clients === 64 && peer !== null;
+    rows.push([
+      `creates/s, ${clients} client${clients === 1 ? "" : "s"}, ${
+        sizes.creates[clients].toLocaleString("en-US")
+      } jobs (POST /jobs; Queue.add with delay)`,
+      loadText(ours),
+      peer === null ? none : loadText(peer),
+      peer === null ? none : ratio(ours.per_s, peer.per_s),
+      clients === 64 ? "≥ BullMQ" : "",
+      aimed ? met(ours.per_s >= peer.per_s) : "",
+    ]);
+  }
+  if (results.batch.ours.length > 0) {
+    const ours = medianLoad(results.batch.ours);
+    const peer = results.batch.peer.length > 0 ? medianLoad(results.batch.peer) : null;
+    rows.push([
+      `jobs/s in batches of 10,000, 2 in flight, ${
+        sizes.batch_jobs.toLocaleString("en-US")
+      } jobs (POST /jobs/batch; addBulk)`,
+      loadText(ours),
+      peer === null ? none : loadText(peer),
+      peer === null ? none : ratio(ours.per_s, peer.per_s),
+      `≥ ${rate(AIM_BATCH_PER_S)}`,
+      met(ours.per_s >= AIM_BATCH_PER_S),
+    ]);
+  }
+  const late = results.late;
+  if (late !== undefined) {
+    const what = `${sizes.late.count.toLocaleString("en-US")} jobs due over ${
+      sizes.late.window_ms / 1_000
+    } s`;
+    rows.push([
+      `lateness p50 / p99 / max, ${what} (Tickraft: at the sink, webhook included; BullMQ: worker start, no webhook)`,
+      lateText(late.ours),
+      late.peer === undefined ? none : lateText(late.peer),
+      late.peer === undefined ? none : ratio(late.peer.p99_ms, late.ours.p99_ms),
+      `p99 ≤ ${AIM_P99_MS} ms`,
+      met(late.ours.p99_ms <= AIM_P99_MS && late.ours.delivered === late.ours.expected),
+    ]);
+    if (late.peer_webhook !== undefined) {
+      rows.push([
+        `lateness, ${what}, BullMQ worker making the same webhook call (both at the sink)`,
+        lateText(late.ours),
+        lateText(late.peer_webhook),
+        ratio(late.peer_webhook.p99_ms, late.ours.p99_ms),
+        "",
+        "",
+      ]);
+    }
+    rows.push([
+      "Tickraft's own tickraft_firing_lateness_seconds: bucket holding p99",
+      `≤ ${ms(late.ours.node_p99_bound_ms)} ms`,
+      none,
+      "",
+      "",
+      "",
+    ]);
+  }
+  const store = results.store;
+  if (store !== undefined) {
+    const peer = results.peer_store;
+    const jobs = store.jobs.toLocaleString("en-US");
+    rows.push([
+      `store ${jobs} jobs (batches of 10,000, 2 in flight)`,
+      rate(store.insert.per_s),
+      peer === undefined ? none : rate(peer.insert.per_s),
+      peer === undefined ? none : ratio(store.insert.per_s, peer.insert.per_s),
+      "",
+      "",
+    ]);
+    rows.push([
+      `RSS with ${jobs} jobs stored (node; redis-server), peak, after restart`,
+      `${mb(store.rss_bytes)} (/health ${mb(store.health_rss_bytes)}, peak ${
+        mb(store.hwm_bytes)
+      }, after restart ${mb(store.rss_after_restart_bytes)})`,
+      peer === undefined
+        ? none
+        : `${mb(peer.rss_bytes)} (peak ${mb(peer.hwm_bytes)}, after restart ${
+          mb(peer.rss_after_restart_bytes)
+        })`,
+      peer === undefined ? none : ratio(peer.rss_bytes, store.rss_bytes),
+      `≤ ${mb(AIM_RSS_BYTES)}`,
+      met(store.rss_bytes <= AIM_RSS_BYTES),
+    ]);
+    rows.push([
+      `restart with ${jobs} jobs: process start to every job served (SIGTERM to exit)`,
+      `${seconds(store.restart_ms)} (${seconds(store.stop_ms)})`,
+      peer === undefined ? none : `${seconds(peer.restart_ms)} (${seconds(peer.stop_ms)})`,
+      peer === undefined ? none : ratio(peer.restart_ms, store.restart_ms),
+      `≤ ${seconds(AIM_RESTART_MS)}`,
+      met(store.restart_ms <= AIM_RESTART_MS),
+    ]);
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const { sizes, skip_peer } = parseOptions();
+  const load_before = await loadAverage();
+  const dir = await Deno.makeTempDir({ prefix: "tickraft-bench-" });
+  const results: Results = { creates: new Map(), batch: { ours: [], peer: [] } };
+  const stops: (() => Promise<void>)[] = [];
+  let failure: unknown = null;
+  try {
+    if (!skip_peer) await ensureRedisServer(log);
+    const sink = await SinkProcess.start(dir);
+    stops.push(() => sink.child.stop());
+    let redis: RedisServer | null = null;
+    if (!skip_peer) {
+      await Deno.mkdir(`${dir}/redis`);
+      redis = await startRedis(`${dir}/redis`);
+      stops.push(() => redis!.child.stop());
+    }
+    const peer = redis === null ? null : new BullPeer(redis);
+    try {
+      log(`creates: ${sizes.repeats} interleaved runs`);
+      await runCreates(dir, sizes, sink.hookUrl("never"), peer, results);
+      await peer?.flush();
+      log(`lateness: ${sizes.late.count} jobs over ${sizes.late.window_ms} ms`);
+      const node = await startNode(`${dir}/lateness`);
+      try {
+        results.late = { ours: await lateness(node, sink, sizes.late) };
+      } finally {
+        await node.child.stop();
+      }
+      log(`tickraft lateness: ${lateText(results.late.ours)}`);
+      if (peer !== null) {
+        const opts = { ...sizes.late, concurrency: PEER_WORKER_CONCURRENCY };
+        results.late.peer = await peer.lateness(opts, null);
+        log(`bullmq lateness: ${lateText(results.late.peer)}`);
+        results.late.peer_webhook = await peer.lateness(opts, sink);
+        log(`bullmq lateness with webhook: ${lateText(results.late.peer_webhook)}`);
+        await peer.flush();
+      }
+    } finally {
+      await peer?.close();
+    }
+    log(`store ${sizes.jobs_1m} jobs, measure memory, restart`);
+    results.store = await storeAndRestart(`${dir}/million`, sizes.jobs_1m, sink.hookUrl("never"));
+    log(`tickraft: ${mb(results.store.rss_bytes)}, restart ${seconds(results.store.restart_ms)}`);
+    if (redis !== null) {
+      const stored = await storeAndRestartRedis(redis, `${dir}/redis`, sizes.jobs_1m, BATCH_MAX);
+      redis = stored.redis;
+      results.peer_store = stored.result;
+      log(`redis: ${mb(stored.result.rss_bytes)}, restart ${seconds(stored.result.restart_ms)}`);
+    }
+  } catch (error) {
+    failure = error;
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  const load = `load average (1 min) ${load_before} at start, ${await loadAverage()} at end`;
+  await printReport(results, sizes, skip_peer, load);
+  if (failure !== null) throw failure;
+}
+
+async function printReport(
+  results: Results,
+  sizes: Sizes,
+  skip_peer: boolean,
+  load: string,
+): Promise<void> {
+  const v = await versions();
+  const peer = skip_peer ? "BullMQ (skipped)" : `BullMQ ${v.bullmq} + Redis ${v.redis}`;
+  console.log(
+    [
+      `Tickraft single node vs ${peer}; ${new Date().toISOString()}`,
+      `${navigator.hardwareConcurrency} cores, ${await cpuModel()}, Deno ${v.deno}; ${load}`,
+      "fsync on both sides: libSQL synchronous=FULL; redis appendonly yes, appendfsync always",
+      `creates: median of ${sizes.repeats} interleaved run(s); ratio > 1 means Tickraft is better`,
+      "",
+      markdownTable(
+        ["measure", "Tickraft", peer, "ratio", "aim", "met"],
+        tableRows(results, sizes),
+      ),
+    ].join("\n"),
+  );
+}
+
+if (import.meta.main) await main();
