@@ -6,12 +6,19 @@ import { type Client, createClient } from "@libsql/client/node";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
 
-/** An open database: the raw client for hot paths, drizzle for cold queries. */
+/**
+ * An open database: the raw client for hot paths, drizzle for cold queries. `client` and `orm`
+ * change when `replaceWith` swaps the file (snapshot install); holders read them per use.
+ */
 export interface Database {
   client: Client;
   orm: LibSQLDatabase;
   path: string;
   close(): void;
+  /** A consistent copy of the whole file (`VACUUM INTO`), as bytes. */
+  copyBytes(): Promise<Uint8Array>;
+  /** Replaces the file with `bytes` (a copy from `copyBytes`) and reopens it. */
+  replaceWith(bytes: Uint8Array): Promise<void>;
 }
 
 /**
@@ -25,12 +32,43 @@ export async function openDatabase(
 ): Promise<Database> {
   await Deno.mkdir(data_dir, { recursive: true });
   const path = `${data_dir.replace(/\/+$/, "")}/${file}`;
-  const client = createClient({ url: `file:${path}` });
-  await client.execute("PRAGMA journal_mode=WAL");
-  await client.execute("PRAGMA synchronous=FULL");
-  await client.execute("PRAGMA busy_timeout=5000");
-  await migrate(client, migrations);
-  return { client, orm: drizzle(client), path, close: () => client.close() };
+  const connect = async () => {
+    const client = createClient({ url: `file:${path}` });
+    await client.execute("PRAGMA journal_mode=WAL");
+    await client.execute("PRAGMA synchronous=FULL");
+    await client.execute("PRAGMA busy_timeout=5000");
+    await migrate(client, migrations);
+    return client;
+  };
+  const client = await connect();
+  const db: Database = {
+    client,
+    orm: drizzle(client),
+    path,
+    close: () => db.client.close(),
+    async copyBytes() {
+      const copy = `${path}.copy-${crypto.randomUUID()}`;
+      try {
+        await db.client.execute({ sql: "VACUUM INTO ?", args: [copy] });
+        return await Deno.readFile(copy);
+      } finally {
+        await Deno.remove(copy).catch(() => {});
+      }
+    },
+    async replaceWith(bytes) {
+      const incoming = `${path}.incoming`;
+      await Deno.writeFile(incoming, bytes);
+      const file = await Deno.open(incoming, { read: true, write: true });
+      await file.sync();
+      file.close();
+      db.client.close();
+      for (const suffix of ["-wal", "-shm"]) await Deno.remove(path + suffix).catch(() => {});
+      await Deno.rename(incoming, path);
+      db.client = await connect();
+      db.orm = drizzle(db.client);
+    },
+  };
+  return db;
 }
 
 async function migrate(client: Client, migrations: Migration[]): Promise<void> {

@@ -153,10 +153,12 @@ export const listQuerySchema = z.object({
   q: z.string().max(200).optional(),
   cursor: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
+  consistency: z.enum(["local", "linearizable"]).optional(),
 }).strict();
 
 /** Query of `GET /jobs/{id}/executions`. */
 export const executionsQuerySchema = z.object({
+  consistency: z.enum(["local", "linearizable"]).optional(),
   cursor: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
 }).strict();

@@ -77,8 +77,9 @@ export class LocalLog implements CommandLog {
     return this.#failed === null;
   }
 
-  onEffects(listener: (effects: Effect[]) => void): void {
+  onEffects(listener: (effects: Effect[]) => void): () => void {
     this.#listeners.push(listener);
+    return () => this.#listeners = this.#listeners.filter((l) => l !== listener);
   }
 
   propose(commands: Command[]): Promise<ApplyResult[]> {

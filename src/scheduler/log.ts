@@ -13,8 +13,11 @@ export interface CommandLog {
   readonly applied_index: number;
   /** Whether this node may fire jobs now (the leader, while its term holds). */
   canFire(): boolean;
-  /** Called after each commit with the effects of the commands it applied, in order. */
-  onEffects(listener: (effects: Effect[]) => void): void;
+  /**
+   * Calls `listener` after each commit with the effects of the commands it applied, in order.
+   * Returns a function that stops the calls.
+   */
+  onEffects(listener: (effects: Effect[]) => void): () => void;
 }
 
 /** The log refused a proposal because too many commands wait already (HTTP 503). */

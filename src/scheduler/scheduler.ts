@@ -95,11 +95,12 @@ export class Scheduler {
   #running = false;
   #pruneTimer: TimerHandle | null = null;
   #idle: (() => void)[] = [];
+  readonly #unsubscribe: () => void;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
     this.#timer = new TimerQueue(options.clock, () => this.#pump());
-    options.log.onEffects((effects) => this.#onEffects(effects));
+    this.#unsubscribe = options.log.onEffects((effects) => this.#onEffects(effects));
   }
 
   /** Deliveries in flight now. */
@@ -146,6 +147,7 @@ export class Scheduler {
    */
   async stop(grace_ms = 5_000): Promise<void> {
     this.#running = false;
+    this.#unsubscribe();
     this.#timer.stop();
     if (this.#pruneTimer !== null) this.#o.clock.clearTimeout(this.#pruneTimer);
     if (this.#inflight.size === 0) return;
@@ -230,7 +232,8 @@ export class Scheduler {
     const all = [due_ms, ...later.times_ms];
     const latest = all[all.length - 1];
     const next = nextOccurrence(schedule, later.truncated ? now : latest, window);
-    const inWindow = now - latest <= job.catchup_window_ms;
+    // An occurrence fired within the normal firing delay is on time, whatever the window.
+    const inWindow = now - latest <= Math.max(job.catchup_window_ms, CATCH_UP_MARK_MS);
     const missedTimes = inWindow ? all.slice(0, -1) : all;
     const missedCount = missedTimes.length + (later.truncated ? 1 : 0);
     const missed = missedTimes.length === 0 ? null : {

@@ -350,7 +350,7 @@ export class SchedulerState {
         started_at: cmd.at,
         finished_at: cmd.at,
         error: cmd.missed.count === 1
-          ? "missed: the node was not running at the scheduled time and the catch-up window had passed"
+          ? "missed: not fired within the job's catch-up window (the node was down or overloaded)"
           : `missed ${cmd.missed.count} occurrences from ${
             new Date(cmd.missed.first_at).toISOString()
           } to ${new Date(cmd.missed.last_at).toISOString()}`,
