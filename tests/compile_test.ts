@@ -1,13 +1,17 @@
 /**
- * The `deno task compile` binary end to end: it is built the way the task builds it, starts on a
+ * How the node ships. The `deno task compile` binary end to end: it is built the way the task builds it, starts on a
  * fresh data dir (so libSQL's native addon loads from inside the binary and the migrations run),
  * creates and reads back a job over HTTP, and stops cleanly on SIGTERM.
  *
  * Skipped, with a line saying why, where `denort` (the runtime `deno compile` copies) is neither in
- * DENORT_BIN nor in Deno's cache: it cannot be downloaded on the build machines.
+ * DENORT_BIN nor in Deno's cache: it cannot be downloaded on the build machines. Docker cannot run
+ * there either, so the Dockerfile is checked for its structure, and the Grafana dashboard for
+ * metric names the node really exports.
  */
 import assert from "node:assert/strict";
 import { compile, findDenort } from "../scripts/compile.ts";
+import { CLUSTER_COMMANDS } from "../src/cli/cluster.ts";
+import { NodeMetrics } from "../src/node/metrics.ts";
 
 const START_TIMEOUT_MS = 30_000;
 
@@ -114,4 +118,49 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
+
+Deno.test("Dockerfile: builder runs deno task compile, runtime is non-root with /data and a health check", async () => {
+  const dockerfile = await read("Dockerfile");
+  const stages = [...dockerfile.matchAll(/^FROM (\S+)(?: AS (\w+))?$/gm)];
+  assert.deepEqual(stages.map((s) => s[1]), [
+    `denoland/deno:${Deno.version.deno}`,
+    "gcr.io/distroless/cc-debian12:nonroot",
+  ]);
+  assert.match(dockerfile, /^RUN deno task compile/m);
+  const user = /^USER (\S+)$/m.exec(dockerfile)?.[1];
+  assert.ok(user !== undefined && !/^(0|root)(:|$)/.test(user), `USER ${user} is not root`);
+  assert.match(dockerfile, /^VOLUME \/data$/m);
+  assert.match(dockerfile, /^ENV DATA_DIR=\/data/m);
+  assert.match(dockerfile, /^EXPOSE 8080$/m);
+  const health = /^HEALTHCHECK .*\n?.*CMD (\[.*\])$/m.exec(dockerfile);
+  assert.ok(health !== null, "HEALTHCHECK in exec form");
+  const [binary, , , group, command] = JSON.parse(health[1]);
+  assert.equal(binary, "/usr/local/bin/tickraft");
+  assert.equal(group, "cluster");
+  assert.ok(Object.hasOwn(CLUSTER_COMMANDS, command), `the CLI has "cluster ${command}"`);
+});
+
+Deno.test(".dockerignore keeps every path the builder stage copies", async () => {
+  const kept = (await read(".dockerignore")).split("\n")
+    .filter((line) => line.startsWith("!"))
+    .map((line) => line.slice(1));
+  const copied = [...(await read("Dockerfile")).matchAll(/^COPY (?!--from)(.+) \S+$/gm)]
+    .flatMap((m) => m[1].split(" "));
+  assert.ok(copied.length > 0);
+  for (const path of copied) assert.ok(kept.includes(path), `.dockerignore keeps ${path}`);
+});
+
+Deno.test("Grafana dashboard queries only metrics the node exports", async () => {
+  const exported = new Set(
+    (await new NodeMetrics().registry.getMetricsAsJSON()).map((m) => m.name),
+  );
+  const queried = new Set(
+    [...(await read("deploy/grafana/tickraft-dashboard.json")).matchAll(/tickraft_\w+/g)]
+      .map((m) => m[0].replace(/_(bucket|count|sum)$/, "")),
+  );
+  assert.ok(queried.size > 0);
+  for (const name of queried) assert.ok(exported.has(name), `${name} is exported`);
 });
