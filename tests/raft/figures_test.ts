@@ -65,7 +65,9 @@ Deno.test("figure 8 (c)-(d): an old term's entry on a majority is not committed 
   const c = figure8(false);
   assertEquals(c.node(1).status().role, "leader");
   assertEquals(c.node(1).status().term, 4);
-  for (const id of [1, 2, 3]) assertEquals(c.node(id).termAt(2), 2, `S${id} holds index 2 of term 2`);
+  for (const id of [1, 2, 3]) {
+    assertEquals(c.node(id).termAt(2), 2, `S${id} holds index 2 of term 2`);
+  }
   assertEquals(c.node(1).status().commit, 1, "index 2 is on a majority but must not be committed");
   // (d) S1 crashes; S5 wins term 5 with S2, S3, S4 and overwrites index 2 everywhere: allowed,
   // since index 2 was never committed.

@@ -40,11 +40,18 @@ export class TestCluster {
       const s = setup[id] ?? {};
       const terms = s.terms ?? [];
       storage.append(terms.map((term, i) => entry(i + 1, term)));
-      storage.setHardState({ term: s.term ?? terms[terms.length - 1] ?? 0, vote: 0, commit: s.commit ?? 0 });
+      storage.setHardState({
+        term: s.term ?? terms[terms.length - 1] ?? 0,
+        vote: 0,
+        commit: s.commit ?? 0,
+      });
       this.storages.set(id, storage);
       this.applied.set(id, []);
       this.readStates.set(id, []);
-      this.nodes.set(id, new RaftNode({ preVote: false, checkQuorum: false, ...options, id, storage, random }));
+      this.nodes.set(
+        id,
+        new RaftNode({ preVote: false, checkQuorum: false, ...options, id, storage, random }),
+      );
     }
   }
 
@@ -60,7 +67,17 @@ export class TestCluster {
     this.storages.set(id, storage);
     this.applied.set(id, []);
     this.readStates.set(id, []);
-    this.nodes.set(id, new RaftNode({ preVote: false, checkQuorum: false, ...this.options, id, storage, random: sfc32(9) }));
+    this.nodes.set(
+      id,
+      new RaftNode({
+        preVote: false,
+        checkQuorum: false,
+        ...this.options,
+        id,
+        storage,
+        random: sfc32(9),
+      }),
+    );
   }
 
   /** Makes `id` start an election now (the way TimeoutNow does). */

@@ -69,8 +69,12 @@ export interface SimOptions {
   proposalRate: number;
   /** Reads per tick (expected). */
   readRate: number;
-  /** Keep a partial partition through the liveness phase (a quorum stays fully connected). */
-  partialPartitionInLiveness: "random" | "never" | "always";
+  /**
+   * A partial partition kept through the liveness phase, while a quorum stays fully connected:
+   * `cut` severs the leader from one follower both ways, `deaf` lets the leader send but hear
+   * nobody; `random` picks one of never, cut and deaf.
+   */
+  partialPartitionInLiveness: "random" | "never" | "cut" | "deaf";
   raft: Partial<Omit<RaftConfig, "id" | "storage" | "random">>;
   bugs?: BugSwitches;
   /** Collect a readable trace of every event. */
@@ -541,22 +545,17 @@ class Simulation {
       reorder: false,
     };
     for (const node of this.nodes) if (!node.raft) this.start(node);
-    const mode = this.opt.partialPartitionInLiveness;
-    const partial = this.opt.nodes >= 3 &&
-      (mode === "always" || (mode === "random" && this.rng() < 0.5)) && this.fullMembership();
+    let mode = this.opt.partialPartitionInLiveness;
+    if (mode === "random") mode = (["never", "cut", "deaf"] as const)[Math.floor(this.rng() * 3)];
     let what = "none";
-    if (partial) {
+    if (mode !== "never" && this.opt.nodes >= 3 && this.fullMembership()) {
       const ids = this.shuffledIds();
-      const leader = this.currentLeader();
-      if (this.rng() < 0.5) {
-        // A symmetric cut between the leader (if any) and one follower: both still reach a quorum.
-        const a = leader ? leader.id : ids[0];
-        const b = ids.find((id) => id !== a)!;
-        this.net.split([a], [b]);
-        what = `cut n${a}–n${b}`;
+      const target = this.currentLeader()?.id ?? ids[0];
+      if (mode === "cut") {
+        const other = ids.find((id) => id !== target)!;
+        this.net.split([target], [other]);
+        what = `cut n${target}–n${other}`;
       } else {
-        // One node (the leader if any) hears nobody but is heard by all.
-        const target = leader ? leader.id : ids[0];
         for (const other of ids) if (other !== target) this.net.block(other, target);
         what = `n${target} hears nobody`;
       }
