@@ -158,7 +158,7 @@ export function messageBytes(m: Message): number {
 
 class Writer {
   pos = 0;
-  constructor(readonly buf: Uint8Array) {}
+  constructor(readonly buf: Uint8Array<ArrayBuffer>) {}
 
   u8(value: number): void {
     this.buf[this.pos++] = value;
@@ -278,7 +278,7 @@ function writeMessage(w: Writer, m: Message): void {
  * cannot carry (a negative or unsafe integer, a node id < 1, non-consecutive entry indexes):
  * those are bugs in the caller, never data from the wire.
  */
-export function encodeMessages(msgs: readonly Message[]): Uint8Array {
+export function encodeMessages(msgs: readonly Message[]): Uint8Array<ArrayBuffer> {
   let total = 1 + varintBytes(msgs.length);
   for (const m of msgs) total += messageBytes(m);
   const w = new Writer(new Uint8Array(total));
