@@ -3,13 +3,16 @@
  * codec (byte fields as base64, decoded with the same validation), in µs per encode and decode
  * and in bytes, for three shapes: 64 heartbeats, an AppendEntries of 256 × 200-byte entries, and
  * a 1 MiB snapshot chunk; then the cost of the HMAC-SHA256 request authentication on the chosen
- * body. The JSON codec lives here only, as the baseline the choice was made against
- * (docs/transport.md).
+ * body; last, the whole path on loopback (HttpTransport → Deno.serve → raftRoutes) with
+ * AppendEntries of 4 × 200-byte entries. The JSON codec lives here only, as the baseline the
+ * choice was made against (docs/transport.md).
  *
- * Run: ./deno run scripts/bench_codec.ts
+ * Run: ./deno run --allow-net scripts/bench_codec.ts
  *
  * @module
  */
+import { raftRoutes } from "../src/http/raft.ts";
+import { silentLogger } from "../src/logger.ts";
 import {
   CodecError,
   decodeMessages,
@@ -17,6 +20,7 @@ import {
   RaftAuth,
   raftPath,
 } from "../src/node/raft_codec.ts";
+import { HttpTransport } from "../src/node/transport.ts";
 import { sfc32 } from "../src/raft/prng.ts";
 import type { Entry, EntryKind, Message } from "../src/raft/types.ts";
 
@@ -307,4 +311,72 @@ for (const c of cases) {
     }
   });
   console.log(`| ${c.name} | ${sign_us.toFixed(1)} | ${verify_us.toFixed(1)} |`);
+}
+
+console.log("\nLoopback: HttpTransport → Deno.serve → raftRoutes, appends of 4 × 200 B entries:");
+console.log("| inflight_max | messages/s | entries/s | requests/s | messages per request |");
+console.log("| ---: | ---: | ---: | ---: | ---: |");
+const SECRET = "a-cluster-secret-of-reasonable-length";
+const TOTAL_MESSAGES = 40_000;
+for (const inflight_max of [1, 4]) {
+  let delivered = 0;
+  let requests = 0;
+  const routes = raftRoutes({
+    secret: SECRET,
+    self: 2,
+    max_body_bytes: 8 << 20,
+    onMessages: (msgs) => {
+      delivered += msgs.length;
+      requests++;
+    },
+    onUnauthorized: () => {},
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, routes.fetch);
+  const transport = new HttpTransport(1, {
+    secret: SECRET,
+    timeout_ms: 5_000,
+    queue_max_messages: 4_096,
+    inflight_max,
+    logger: silentLogger,
+  });
+  transport.setPeers(new Map([[2, `http://127.0.0.1:${server.addr.port}`]]));
+  const payload = randomBytes(200);
+  const t0 = performance.now();
+  let index = 0;
+  while (delivered < TOTAL_MESSAGES) {
+    // The core's flow control, roughly: keep a bounded number of appends outstanding.
+    const queued = transport.peerStats().get(2)!.queued;
+    const batch: Message[] = [];
+    for (let i = queued; i < 1_024 && index / 4 < TOTAL_MESSAGES; i++) {
+      const prevIndex = index;
+      index += 4;
+      batch.push({
+        type: "app",
+        from: 1,
+        to: 2,
+        term: TERM,
+        prevIndex,
+        prevTerm: TERM,
+        commit: prevIndex,
+        entries: [1, 2, 3, 4].map((k) => ({
+          index: prevIndex + k,
+          term: TERM,
+          kind: "normal" as const,
+          data: payload,
+        })),
+      });
+    }
+    transport.send(batch);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  const seconds = (performance.now() - t0) / 1_000;
+  await transport.close();
+  await server.shutdown();
+  console.log(
+    `| ${inflight_max} | ${Math.round(delivered / seconds).toLocaleString("en")} | ` +
+      `${Math.round((4 * delivered) / seconds).toLocaleString("en")} | ` +
+      `${Math.round(requests / seconds).toLocaleString("en")} | ${
+        (delivered / requests).toFixed(0)
+      } |`,
+  );
 }
