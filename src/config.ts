@@ -213,6 +213,62 @@ export const SETTINGS = {
     help: "Most commands waiting for a commit; writes beyond it get 503",
     schema: positiveInt,
   },
+  peers: {
+    env: "CLUSTER_NODES",
+    flag: "peers",
+    default: "",
+    help: "Static cluster members as name=url,name=url (this node included); empty: one node alone",
+    schema: z.string(),
+  },
+  cluster_secret: {
+    env: "CLUSTER_SECRET",
+    flag: "cluster-secret",
+    default: "",
+    help: "Shared secret that authenticates Raft traffic between nodes (16+ chars; cluster only)",
+    schema: z.string().refine((v) => v === "" || v.length >= 16, "use at least 16 characters"),
+  },
+  advertise_url: {
+    env: "ADVERTISE_URL",
+    flag: "advertise-url",
+    default: "",
+    help: "URL other nodes reach this node at; empty: its entry in CLUSTER_NODES",
+    schema: z.string(),
+  },
+  join_url: {
+    env: "JOIN_URL",
+    flag: "join",
+    default: "",
+    help: "URL of a cluster member to join through (POST /join) when this node has no Raft state",
+    schema: z.string(),
+  },
+  raft_tick_ms: {
+    env: "RAFT_TICK",
+    flag: "raft-tick",
+    default: "100ms",
+    help: "Raft clock period; heartbeats and election timeouts count in ticks",
+    schema: duration,
+  },
+  raft_election_ticks: {
+    env: "RAFT_ELECTION_TICKS",
+    flag: "raft-election-ticks",
+    default: "10",
+    help: "Election timeout in ticks (randomized up to twice this)",
+    schema: z.coerce.number().int().min(3),
+  },
+  raft_heartbeat_ticks: {
+    env: "RAFT_HEARTBEAT_TICKS",
+    flag: "raft-heartbeat-ticks",
+    default: "1",
+    help: "Heartbeat interval in ticks",
+    schema: positiveInt,
+  },
+  snapshot_entries: {
+    env: "SNAPSHOT_ENTRIES",
+    flag: "snapshot-entries",
+    default: "20000",
+    help: "Log entries applied between two snapshots (the log is compacted up to a snapshot)",
+    schema: positiveInt,
+  },
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;

@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { SETTINGS } from "../src/config.ts";
 import { type AppDeps, createApp } from "../src/http/app.ts";
+import type { ClusterApi } from "../src/http/cluster.ts";
+import { raftRoutes } from "../src/http/raft.ts";
 
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
 
@@ -36,8 +38,18 @@ Deno.test("README task table lists exactly the tasks of deno.json", async () => 
   assert.deepEqual(documented, Object.keys(denoJson.tasks).sort());
 });
 
-Deno.test("README API table lists exactly the routes the app serves", () => {
-  const app = createApp({ max_body_bytes: 1 } as AppDeps);
+Deno.test("README API table lists exactly the routes a cluster node serves", () => {
+  const raft = raftRoutes({
+    secret: "docs-test-secret-0123456789",
+    self: 1,
+    max_body_bytes: 1,
+    onMessages: () => {},
+    onUnauthorized: () => {},
+  });
+  const app = createApp({
+    max_body_bytes: 1,
+    cluster: { raft, api: {} as ClusterApi },
+  } as AppDeps);
   const served = app.routes
     .filter((r) => r.method !== "ALL")
     .map((r) => `${r.method} ${r.path.replace(/\/$/, "").replace(/:(\w+)/g, "{$1}")}`);

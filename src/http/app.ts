@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "../logger.ts";
 import { errorResponse, PayloadTooLargeError } from "./errors.ts";
+import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster.ts";
 import { type JobsDeps, jobsRoutes } from "./jobs.ts";
 
 /** What the node exposes to the system routes. */
@@ -22,6 +23,8 @@ export interface AppDeps extends JobsDeps {
   max_body_bytes: number;
   node: NodeView;
   logger: Logger;
+  /** Present in cluster mode: the Raft routes and leader routing. */
+  cluster?: { raft: Hono; api: ClusterApi };
 }
 
 export function createApp(deps: AppDeps): Hono {
@@ -47,6 +50,11 @@ export function createApp(deps: AppDeps): Hono {
     },
   }));
 
+  if (deps.cluster !== undefined) {
+    app.route("/", deps.cluster.raft);
+    app.use(leaderRouting(deps.cluster.api));
+    app.route("/", clusterRoutes(deps.cluster.api));
+  }
   app.route("/jobs", jobsRoutes(deps));
   app.get("/health", (c) => c.json(deps.node.health()));
   app.get("/debug/cluster", (c) => c.json(deps.node.cluster()));

@@ -12,7 +12,8 @@ import {
   NotFoundError,
   ValidationError,
 } from "../scheduler/errors.ts";
-import { LogFailedError, LogOverloadedError } from "../scheduler/log.ts";
+import { LogFailedError, LogOverloadedError, NotLeaderError } from "../scheduler/log.ts";
+import { ClusterRefusalError } from "../node/raft_log.ts";
 
 /** The request body is larger than MAX_BODY_BYTES (413). */
 export class PayloadTooLargeError extends Error {}
@@ -41,5 +42,16 @@ export function errorResponse(c: Context, error: unknown): Response {
     return send(503, "overloaded", error.message);
   }
   if (error instanceof LogFailedError) return send(503, "unavailable", error.message);
+  if (error instanceof NotLeaderError) {
+    c.header("Retry-After", "1");
+    return send(503, "not_leader", error.message, {
+      leader: error.leader_name,
+      leader_address: error.leader_address,
+    });
+  }
+  if (error instanceof ClusterRefusalError) {
+    c.header("Retry-After", "1");
+    return send(409, error.reason, error.message);
+  }
   return send(500, "internal", "internal error; the node's log has the details");
 }

@@ -94,6 +94,22 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
+  readonly raftUnauthorized = new client.Counter({
+    name: "tickraft_raft_unauthorized_total",
+    help: "Raft RPCs refused for a missing or wrong cluster secret, by route",
+    labelNames: ["route"],
+    registers: [this.registry],
+  });
+  readonly raftRole = new client.Gauge({
+    name: "tickraft_raft_is_leader",
+    help: "1 while this node is the Raft leader",
+    registers: [this.registry],
+  });
+  readonly raftTerm = new client.Gauge({
+    name: "tickraft_raft_term",
+    help: "Current Raft term",
+    registers: [this.registry],
+  });
   readonly httpDuration = new client.Histogram({
     name: "tickraft_http_request_duration_seconds",
     help: "HTTP request durations by method, route and status",

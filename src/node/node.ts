@@ -7,9 +7,11 @@ import { openDatabase } from "../db/open.ts";
 import { createApp } from "../http/app.ts";
 import type { Logger } from "../logger.ts";
 import { type Clock, systemClock } from "../scheduler/clock.ts";
-import { Scheduler } from "../scheduler/scheduler.ts";
+import type { CommandLog } from "../scheduler/log.ts";
+import { Scheduler, type SchedulerOptions } from "../scheduler/scheduler.ts";
 import { JobService } from "../scheduler/service.ts";
 import { SchedulerState } from "../scheduler/state.ts";
+import { ClusterNode } from "./cluster.ts";
 import { LocalLog } from "./local_log.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { serveHttp } from "./runtime.ts";
@@ -45,13 +47,44 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   const metrics = new NodeMetrics();
   let resolveFatal: (error: Error) => void = () => {};
   const fatal = new Promise<Error>((resolve) => resolveFatal = resolve);
-  const log = await LocalLog.open(db, state, {
-    batch_max: config.commit_batch_max,
-    queue_max: config.proposal_queue_max,
-    logger,
-    observer: metrics,
-    onFatal: (error) => resolveFatal(error),
-  });
+  const clustered = config.peers !== "" || config.join_url !== "";
+  let scheduler: Scheduler | null = null;
+  let log: CommandLog & { readonly queued_commands: number };
+  let cluster: ClusterNode | null = null;
+  const startFiring = () => {
+    scheduler = new Scheduler(schedulerOptions());
+    scheduler.start();
+  };
+  const stopFiring = async (grace_ms: number) => {
+    const running = scheduler;
+    scheduler = null;
+    await running?.stop(grace_ms);
+  };
+  if (clustered) {
+    cluster = await ClusterNode.start({
+      config,
+      stateDb: db,
+      state,
+      logger,
+      metrics,
+      onCanFire: (can) => {
+        metrics.raftRole.set(can ? 1 : 0);
+        logger.info(can ? "leader: firing" : "not leader: firing stopped");
+        if (can) startFiring();
+        else void stopFiring(0);
+      },
+      onFatal: (error) => resolveFatal(error),
+    });
+    log = cluster.log;
+  } else {
+    log = await LocalLog.open(db, state, {
+      batch_max: config.commit_batch_max,
+      queue_max: config.proposal_queue_max,
+      logger,
+      observer: metrics,
+      onFatal: (error) => resolveFatal(error),
+    });
+  }
   const memory_limit = config.queue_memory_limit_bytes ??
     Math.round(Deno.systemMemoryInfo().total * config.queue_memory_percent / 100);
   let rss = Deno.memoryUsage().rss;
@@ -64,7 +97,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   metrics.jobLimit.set(config.queue_job_limit);
   metrics.logIndex.set(log.applied_index);
 
-  const scheduler = new Scheduler({
+  const schedulerOptions = (): SchedulerOptions => ({
     clock,
     log,
     state,
@@ -110,49 +143,67 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     onCreated: (n) => metrics.jobsCreated.inc(n),
     onRejected: (reason) => metrics.rejections.inc({ reason }),
     onDeleted: () => metrics.jobsDeleted.inc(),
+    cluster: cluster === null ? undefined : {
+      raft: cluster.routes,
+      api: {
+        self: config.node_id,
+        isLeader: () => cluster.log.isLeader(),
+        leader: () => cluster.leader(),
+        join: (name, address) => cluster.join(name, address),
+        remove: (name) => cluster.remove(name),
+        transferLeadership: (to) => cluster.transferLeadership(to),
+        readBarrier: () => cluster.log.readBarrier(),
+        fly_replay: Deno.env.get("FLY_APP_NAME") !== undefined,
+      },
+    },
     node: {
       node_id: config.node_id,
       url: () => url,
-      health: () => ({
-        status: "ok",
-        node_id: config.node_id,
-        role: "leader",
-        leader: config.node_id,
-        uptime_seconds: Math.round((Date.now() - started_ms) / 1_000),
-        applied_index: log.applied_index,
-        jobs: {
-          total: state.jobs.size,
-          limit: config.queue_job_limit,
-          by_status: countByStatus(),
-        },
-        queue: {
-          timer_entries: scheduler.timerSize,
-          inflight_deliveries: scheduler.inflight,
-          max_inflight_deliveries: config.max_inflight_deliveries,
-          proposals_queued: log.queued_commands,
-        },
-        memory: {
-          rss_bytes: rss,
-          limit_bytes: memory_limit,
-          utilization_percent: Math.round(rss / memory_limit * 1_000) / 10,
-        },
-      }),
-      cluster: () => ({
-        node_id: config.node_id,
-        role: "leader",
-        leader: config.node_id,
-        term: 1,
-        commit_index: log.applied_index,
-        applied_index: log.applied_index,
-        members: [{
-          id: config.node_id,
-          address: url,
+      health: () => {
+        const status = cluster?.log.status();
+        return {
+          status: "ok",
+          node_id: config.node_id,
+          mode: cluster === null ? "single" : "cluster",
+          role: status?.role ?? "leader",
+          leader: cluster === null ? config.node_id : cluster.leader()?.name ?? null,
+          firing: scheduler !== null,
+          uptime_seconds: Math.round((Date.now() - started_ms) / 1_000),
+          applied_index: log.applied_index,
+          jobs: {
+            total: state.jobs.size,
+            limit: config.queue_job_limit,
+            by_status: countByStatus(),
+          },
+          queue: {
+            timer_entries: scheduler?.timerSize ?? 0,
+            inflight_deliveries: scheduler?.inflight ?? 0,
+            max_inflight_deliveries: config.max_inflight_deliveries,
+            proposals_queued: log.queued_commands,
+          },
+          memory: {
+            rss_bytes: rss,
+            limit_bytes: memory_limit,
+            utilization_percent: Math.round(rss / memory_limit * 1_000) / 10,
+          },
+        };
+      },
+      cluster: () =>
+        cluster?.view() ?? {
+          node_id: config.node_id,
           role: "leader",
-          voter: true,
-          match_index: log.applied_index,
-          lag: 0,
-        }],
-      }),
+          leader: config.node_id,
+          term: 1,
+          commit_index: log.applied_index,
+          applied_index: log.applied_index,
+          members: [{
+            id: config.node_id,
+            address: url,
+            role: "voter",
+            match_index: log.applied_index,
+            lag: 0,
+          }],
+        },
       metricsText: () => metrics.registry.metrics(),
       observeRequest: (method, route, status, seconds) =>
         metrics.httpDuration.observe({ method, route, status: String(status) }, seconds),
@@ -162,7 +213,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   const server = serveHttp(app.fetch, { hostname: config.host, port: config.http_port });
   const port = server.port;
   url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;
-  scheduler.start();
+  if (cluster === null) startFiring();
   logger.info("node started", {
     url,
     data_dir: config.data_dir,
@@ -170,14 +221,16 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     applied_index: log.applied_index,
     active_executions: state.active.size,
     load_ms: Math.round(performance.now() - load_started),
+    mode: cluster === null ? "single" : "cluster",
   });
 
   let stopped = false;
   const stop = async (grace_ms = 5_000) => {
     if (stopped) return;
     stopped = true;
+    await stopFiring(grace_ms);
+    await cluster?.stop();
     await server.shutdown();
-    await scheduler.stop(grace_ms);
     clearInterval(sampler);
     db.close();
     logger.info("node stopped");

@@ -75,7 +75,8 @@ export interface RaftLogOptions {
   takeSnapshot: () => Promise<Uint8Array>;
   /** Replaces the scheduler's tables with a snapshot's bytes and reloads the state. */
   installSnapshot: (data: Uint8Array) => Promise<void>;
-  onRoleChange?: (role: Status["role"], leader: NodeId) => void;
+  /** Called after every round (role, leader, commit or applied index may have moved). */
+  onStatus?: () => void;
   onMembers?: (members: ReadonlyMap<NodeId, Member>) => void;
   onFatal?: (error: Error) => void;
 }
@@ -177,8 +178,9 @@ export class RaftCommandLog implements CommandLog {
       this.node.termAt(s.commit) === s.term;
   }
 
-  onEffects(listener: (effects: Effect[]) => void): void {
+  onEffects(listener: (effects: Effect[]) => void): () => void {
     this.#listeners.push(listener);
+    return () => this.#listeners = this.#listeners.filter((l) => l !== listener);
   }
 
   /** Hands messages from peers to the core. */
@@ -371,8 +373,8 @@ export class RaftCommandLog implements CommandLog {
         leader: this.#members.get(this.#status.leader)?.name ?? this.#status.leader,
       });
       if (this.#status.role !== "leader") this.#failPending(this.#notLeader());
-      this.#o.onRoleChange?.(this.#status.role, this.#status.leader);
     }
+    this.#o.onStatus?.();
     this.#serveReads();
     if (rd.committed.length > 0) {
       this.#o.observer?.committed(

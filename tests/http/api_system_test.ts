@@ -46,8 +46,8 @@ Deno.test("GET /debug/cluster: this node as the single leader member", async () 
     assert.equal(c.members.length, 1);
     assert.equal(c.members[0].id, "api-cluster");
     assert.equal(c.members[0].address, t.url);
-    assert.equal(c.members[0].role, "leader");
-    assert.equal(c.members[0].voter, true);
+    assert.equal(c.members[0].role, "voter");
+    assert.equal(c.members[0].lag, 0);
   });
 });
 

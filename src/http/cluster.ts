@@ -1,0 +1,115 @@
+/**
+ * Cluster routes (`/join`, `/cluster/...`) and leader routing: a follower proxies writes to the
+ * leader (or answers `fly-replay` behind Fly's proxy, or 307 when the client asks with
+ * `X-Tickraft-Redirect: true`), and serves `?consistency=linearizable` reads only after a
+ * ReadIndex round on the leader.
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { ValidationError } from "../scheduler/errors.ts";
+import { NotLeaderError } from "../scheduler/log.ts";
+import { fieldIssues } from "./errors.ts";
+import { readJson } from "./jobs.ts";
+
+/** What the HTTP layer needs of a cluster member. */
+export interface ClusterApi {
+  self: string;
+  isLeader(): boolean;
+  /** The leader's name and URL, when one is known. */
+  leader(): { name: string; address: string } | null;
+  join(name: string, address: string): Promise<{ name: string; address: string }>;
+  remove(name: string): Promise<void>;
+  transferLeadership(to?: string): Promise<string>;
+  readBarrier(): Promise<void>;
+  /** Behind Fly's proxy: answer `fly-replay` instead of proxying. */
+  fly_replay: boolean;
+}
+
+const joinSchema = z.object({
+  node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "use 1-64 letters, digits, . _ or -"),
+  address: z.url({ protocol: /^https?$/, error: "use the node's http(s) base URL" }),
+}).strict();
+
+const transferSchema = z.object({ to: z.string().min(1).max(64).optional() }).strict();
+
+const FORWARDED = "X-Tickraft-Forwarded-By";
+
+/** `/join`, `DELETE /cluster/members/{id}`, `POST /cluster/transfer-leader` (leader only). */
+export function clusterRoutes(api: ClusterApi): Hono {
+  const app = new Hono();
+  app.post("/join", async (c) => {
+    const parsed = joinSchema.safeParse(await readJson(c));
+    if (!parsed.success) {
+      const issues = fieldIssues(parsed.error);
+      throw new ValidationError(`invalid join request: ${issues[0].message}`, issues);
+    }
+    const member = await api.join(parsed.data.node_id, parsed.data.address);
+    return c.json({ ...member, role: "learner", status: "joining" }, 202);
+  });
+  app.delete("/cluster/members/:id", async (c) => {
+    await api.remove(c.req.param("id"));
+    return c.json({ id: c.req.param("id"), removed: true });
+  });
+  app.post("/cluster/transfer-leader", async (c) => {
+    const parsed = transferSchema.safeParse(await readJson(c));
+    if (!parsed.success) {
+      throw new ValidationError("invalid transfer request", fieldIssues(parsed.error));
+    }
+    const leader = await api.transferLeadership(parsed.data.to);
+    return c.json({ leader });
+  });
+  return app;
+}
+
+const isWrite = (method: string) => method !== "GET" && method !== "HEAD";
+
+/**
+ * Routes requests by leadership: writes and linearizable reads need the leader. Raft RPCs and
+ * local reads are served where they arrive.
+ */
+export function leaderRouting(api: ClusterApi): MiddlewareHandler {
+  return async (c, next) => {
+    const url = new URL(c.req.url);
+    if (url.pathname.startsWith("/raft/")) return await next();
+    const linearizable = url.searchParams.get("consistency") === "linearizable";
+    if (!isWrite(c.req.method) && !linearizable) return await next();
+    if (api.isLeader()) {
+      if (linearizable) await api.readBarrier();
+      return await next();
+    }
+    const leader = api.leader();
+    if (leader === null || c.req.header(FORWARDED) !== undefined) {
+      throw new NotLeaderError(
+        leader === null
+          ? "no leader is known yet (election in progress); retry shortly"
+          : `this node is not the leader (${leader.name} is)`,
+        leader?.name ?? null,
+        leader?.address ?? null,
+      );
+    }
+    if (api.fly_replay) {
+      c.header("fly-replay", `instance=${leader.name}`);
+      return c.json({ error: `replaying on the leader ${leader.name}`, code: "replay" }, 409);
+    }
+    const target = `${leader.address.replace(/\/$/, "")}${url.pathname}${url.search}`;
+    if (c.req.header("X-Tickraft-Redirect") === "true") {
+      c.header("Location", target);
+      return c.json(
+        { error: `the leader is ${leader.name}`, code: "redirect", location: target },
+        307,
+      );
+    }
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete("host");
+    headers.set(FORWARDED, api.self);
+    const proxied = await fetch(target, {
+      method: c.req.method,
+      headers,
+      body: isWrite(c.req.method) ? await c.req.arrayBuffer() : undefined,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const response = new Response(proxied.body, proxied);
+    response.headers.set(FORWARDED, api.self);
+    return response;
+  };
+}

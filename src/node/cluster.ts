@@ -1,0 +1,360 @@
+/**
+ * Cluster mode of a node: the Raft log on `raft.db`, the HTTP transport between members, the
+ * replicated address book, joining and leaving, learner promotion, and the graceful hand-over
+ * of leadership on shutdown.
+ *
+ * Members are named (`NODE_ID`); the core knows them by a numeric id derived from the name. The
+ * address book (name, id, URL) is replicated through the log, so a node that joins later, or
+ * installs a snapshot, learns every member's address from the cluster itself.
+ */
+import type { Hono } from "hono";
+import type { Config } from "../config.ts";
+import type { Database } from "../db/open.ts";
+import { raftRoutes } from "../http/raft.ts";
+import type { Logger } from "../logger.ts";
+import type { NodeId } from "../raft/types.ts";
+import { sfc32 } from "../raft/prng.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../scheduler/errors.ts";
+import type { SchedulerState } from "../scheduler/state.ts";
+import { nodeNumericId, parsePeers } from "./discovery.ts";
+import type { NodeMetrics } from "./metrics.ts";
+import { ClusterRefusalError, type Member, RaftCommandLog } from "./raft_log.ts";
+import { SqliteRaftStorage } from "./raft_storage.ts";
+import { HttpTransport } from "./transport.ts";
+
+/** How often the leader tries to promote caught-up learners. */
+const PROMOTE_EVERY_MS = 250;
+/** Longest wait for a leadership transfer on shutdown. */
+const TRANSFER_WAIT_MS = 5_000;
+
+export interface ClusterOptions {
+  config: Config;
+  stateDb: Database;
+  state: SchedulerState;
+  logger: Logger;
+  metrics: NodeMetrics;
+  /** Called when this node starts or stops being a leader that may fire. */
+  onCanFire: (can: boolean) => void;
+  onFatal: (error: Error) => void;
+}
+
+/** A follower's replication as the leader sees it. */
+export interface FollowerView {
+  id: string;
+  address: string;
+  role: "voter" | "learner";
+  match_index: number | null;
+  lag: number | null;
+}
+
+export class ClusterNode {
+  readonly log: RaftCommandLog;
+  readonly self: Member;
+  readonly routes: Hono;
+  readonly #o: ClusterOptions;
+  readonly #transport: HttpTransport;
+  readonly #storage: SqliteRaftStorage;
+  #promoter: ReturnType<typeof setInterval> | undefined;
+  #canFire = false;
+
+  private constructor(
+    options: ClusterOptions,
+    self: Member,
+    log: RaftCommandLog,
+    transport: HttpTransport,
+    storage: SqliteRaftStorage,
+  ) {
+    this.#o = options;
+    this.#storage = storage;
+    this.self = self;
+    this.log = log;
+    this.#transport = transport;
+    this.routes = raftRoutes({
+      secret: options.config.cluster_secret,
+      self: self.id,
+      max_body_bytes: 64 << 20,
+      onMessages: (messages) => log.receive(messages),
+      onUnauthorized: (route) => options.metrics.raftUnauthorized.inc({ route }),
+    });
+  }
+
+  /** Opens the Raft log and starts the cluster member. */
+  static async start(options: ClusterOptions): Promise<ClusterNode> {
+    const { config } = options;
+    if (config.cluster_secret === "") {
+      throw new ValidationError(
+        "cluster mode needs CLUSTER_SECRET (--cluster-secret), the same on every node",
+      );
+    }
+    const peers = config.peers === "" ? [] : parsePeers(config.peers);
+    const listed = peers.find((p) => p.name === config.node_id);
+    const address = config.advertise_url !== "" ? config.advertise_url : listed?.address;
+    if (address === undefined) {
+      throw new ValidationError(
+        `node ${config.node_id} is not in CLUSTER_NODES and ADVERTISE_URL is empty: say where other nodes reach it`,
+      );
+    }
+    const self: Member = { id: nodeNumericId(config.node_id), name: config.node_id, address };
+    const bootstrap = config.join_url !== ""
+      ? []
+      : peers.map((p) => ({ id: nodeNumericId(p.name), name: p.name, address: p.address }));
+    const storage = await SqliteRaftStorage.open(config.data_dir, {
+      voters: bootstrap.map((m) => m.id).sort((a, b) => a - b),
+      learners: [],
+    });
+    const applied = await options.stateDb.client.execute(
+      "SELECT value FROM meta WHERE key = 'applied_index'",
+    );
+    const stored = await options.stateDb.client.execute("SELECT id, name, address FROM members");
+    const members: Member[] = stored.rows.length > 0
+      ? stored.rows.map((r) => ({
+        id: Number(r.id),
+        name: String(r.name),
+        address: String(r.address),
+      }))
+      : [...bootstrap, self];
+    const transport = new HttpTransport(self.id, {
+      secret: config.cluster_secret,
+      timeout_ms: Math.max(1_000, config.raft_tick_ms * config.raft_election_ticks),
+      queue_max_messages: 10_000,
+      inflight_max: 8,
+      logger: options.logger,
+    });
+    let node: ClusterNode | null = null;
+    const log = new RaftCommandLog(
+      {
+        id: self.id,
+        storage,
+        state: options.state,
+        stateDb: options.stateDb,
+        send: (messages) => transport.send(messages),
+        random: sfc32(crypto.getRandomValues(new Uint32Array(1))[0]),
+        tick_ms: config.raft_tick_ms,
+        election_ticks: config.raft_election_ticks,
+        heartbeat_ticks: config.raft_heartbeat_ticks,
+        batch_max: config.commit_batch_max,
+        queue_max: config.proposal_queue_max,
+        snapshot_every_entries: config.snapshot_entries,
+        logger: options.logger,
+        observer: options.metrics,
+        takeSnapshot: () => options.stateDb.copyBytes(),
+        installSnapshot: async (data) => {
+          await options.stateDb.replaceWith(data);
+          await options.state.load(options.stateDb);
+        },
+        onMembers: (all) => {
+          const peersById = new Map<NodeId, string>();
+          for (const m of all.values()) if (m.id !== self.id) peersById.set(m.id, m.address);
+          transport.setPeers(peersById);
+        },
+        onStatus: () => node !== null && node.#checkFiring(),
+        onFatal: options.onFatal,
+      },
+      applied.rows.length === 0 ? 0 : Number(applied.rows[0].value),
+      members,
+    );
+    node = new ClusterNode(options, self, log, transport, storage);
+    log.start();
+    node.#promoter = setInterval(() => node!.#promoteLearners(), PROMOTE_EVERY_MS);
+    if (config.join_url !== "" && !storage.initialized) {
+      void node.#joinThrough(config.join_url);
+    }
+    return node;
+  }
+
+  /** The member that leads now, if known. */
+  leader(): Member | null {
+    const id = this.log.status().leader;
+    return id === 0 ? null : this.log.members.get(id) ?? null;
+  }
+
+  /** Runs on the leader: adds `name` at `address` as a learner; it is promoted once caught up. */
+  async join(name: string, address: string): Promise<Member> {
+    const id = nodeNumericId(name);
+    const existing = this.log.members.get(id);
+    if (existing !== undefined && existing.name !== name) {
+      throw new ConflictError(
+        `node name ${name} maps to the same Raft id as ${existing.name}; choose another NODE_ID`,
+      );
+    }
+    const member: Member = { id, name, address };
+    const conf = this.log.conf;
+    if (conf.voters.includes(id) || conf.learners.includes(id)) {
+      if (existing?.address !== address) await this.log.setMember(member);
+      return member;
+    }
+    await this.log.setMember(member);
+    await this.#retryRefusals(() => this.log.changeMembership({ op: "addLearner", node: id }));
+    this.#o.logger.info("member joined as learner", { member: name, address });
+    return member;
+  }
+
+  /** Runs on the leader: removes a member (the leader itself steps down once it commits). */
+  async remove(name: string): Promise<void> {
+    const id = nodeNumericId(name);
+    const conf = this.log.conf;
+    if (!conf.voters.includes(id) && !conf.learners.includes(id)) {
+      throw new NotFoundError(`node ${name} is not a member of this cluster`);
+    }
+    await this.#retryRefusals(() => this.log.changeMembership({ op: "remove", node: id }));
+    this.#o.logger.info("member removed", { member: name });
+  }
+
+  /**
+   * Runs on the leader: hands leadership to `to` (a voter's name), or to the most caught-up
+   * voter; resolves with the new leader's name once it leads.
+   */
+  async transferLeadership(to?: string): Promise<string> {
+    const target = to === undefined ? this.#mostCaughtUp() : nodeNumericId(to);
+    if (target === null) throw new ConflictError("no other voter to hand leadership to");
+    if (!this.log.conf.voters.includes(target) || target === this.self.id) {
+      throw new ValidationError(`${to} is not another voting member`);
+    }
+    await this.log.transferLeadership(target);
+    const deadline = Date.now() + TRANSFER_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (this.log.status().leader === target) return this.log.members.get(target)?.name ?? "";
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new ConflictError(`leadership did not move within ${TRANSFER_WAIT_MS} ms; retry`);
+  }
+
+  /** Members, roles, term, indexes and each follower's replication (on the leader). */
+  view(): Record<string, unknown> {
+    const s = this.log.status();
+    const progress = s.role === "leader" ? this.log.node.replication() : new Map();
+    const members: FollowerView[] = [];
+    for (const id of [...s.conf.voters, ...s.conf.learners]) {
+      const m = this.log.members.get(id);
+      const p = progress.get(id);
+      members.push({
+        id: m?.name ?? String(id),
+        address: m?.address ?? "",
+        role: s.conf.voters.includes(id) ? "voter" : "learner",
+        match_index: p?.match ?? null,
+        lag: p === undefined ? null : Math.max(0, s.lastIndex - p.match),
+      });
+    }
+    return {
+      node_id: this.self.name,
+      role: s.role,
+      leader: this.leader()?.name ?? null,
+      term: s.term,
+      commit_index: s.commit,
+      applied_index: this.log.applied_index,
+      last_index: s.lastIndex,
+      members,
+      transport: Object.fromEntries(
+        [...this.#transport.peerStats()].map((
+          [id, stats],
+        ) => [this.log.members.get(id)?.name ?? String(id), stats]),
+      ),
+    };
+  }
+
+  /**
+   * Leaves gracefully: a leader hands leadership to the most caught-up voter and waits for it;
+   * then the log and the transport stop.
+   */
+  async stop(): Promise<void> {
+    clearInterval(this.#promoter);
+    if (this.log.isLeader() && this.log.conf.voters.length > 1) {
+      try {
+        const to = await this.transferLeadership();
+        this.#o.logger.info("leadership handed over", { to });
+      } catch (error) {
+        this.#o.logger.warn("leadership transfer failed", { error: (error as Error).message });
+      }
+    }
+    await this.log.stop();
+    await this.#transport.close();
+    this.#storage.close();
+  }
+
+  /** After every round: start or stop firing as leadership (with an own-term commit) changes. */
+  #checkFiring(): void {
+    const can = this.log.canFire();
+    if (can === this.#canFire) return;
+    this.#canFire = can;
+    this.#o.onCanFire(can);
+    if (can) void this.#publishAddressBook();
+  }
+
+  /**
+   * A new leader makes sure every member's address is in the replicated address book (members
+   * from CLUSTER_NODES are known locally first), so nodes that join later can reach them all.
+   */
+  async #publishAddressBook(): Promise<void> {
+    for (const member of this.log.members.values()) {
+      try {
+        await this.log.setMember(member);
+      } catch (error) {
+        this.#o.logger.debug("address book update failed", { error: (error as Error).message });
+        return;
+      }
+    }
+  }
+
+  /** Promotes a learner to voter once the core says it has caught up (thesis §4.2.1). */
+  #promoteLearners(): void {
+    if (!this.log.isLeader()) return;
+    const learner = this.log.conf.learners[0];
+    if (learner === undefined) return;
+    this.log.changeMembership({ op: "addVoter", node: learner }).then(
+      () =>
+        this.#o.logger.info("learner promoted to voter", {
+          member: this.log.members.get(learner)?.name ?? learner,
+        }),
+      () => {},
+    );
+  }
+
+  #mostCaughtUp(): NodeId | null {
+    const progress = this.log.node.replication();
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of this.log.conf.voters) {
+      if (id === this.self.id) continue;
+      const match = progress.get(id)?.match ?? -1;
+      if (match > bestMatch) [best, bestMatch] = [id, match];
+    }
+    return best;
+  }
+
+  async #retryRefusals(run: () => Promise<void>): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        return await run();
+      } catch (error) {
+        const retryable = error instanceof ClusterRefusalError &&
+          ["confChangePending", "noOwnTermCommit", "transferring"].includes(error.reason);
+        if (!retryable || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
+  async #joinThrough(url: string): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        const response = await fetch(`${url.replace(/\/$/, "")}/join`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ node_id: this.self.name, address: this.self.address }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        const text = await response.text();
+        if (response.ok) {
+          this.#o.logger.info("joined the cluster", { through: url });
+          return;
+        }
+        this.#o.logger.warn("join refused; retrying", { status: response.status, body: text });
+      } catch (error) {
+        this.#o.logger.warn("join failed; retrying", { attempt, error: (error as Error).message });
+      }
+      if (this.log.status().leader !== 0) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * attempt)));
+    }
+  }
+}
