@@ -27,13 +27,14 @@ import {
   startRedis,
   storeAndRestartRedis,
 } from "./bench/peer.ts";
-import { REPO_ROOT } from "./bench/proc.ts";
+import { cpuSeconds, REPO_ROOT } from "./bench/proc.ts";
 import { markdownTable, mb, ms, rate, ratio, seconds } from "./bench/report.ts";
 import { type LatenessResult, SinkProcess } from "./bench/sink.ts";
 import { median } from "./bench/stats.ts";
 import {
   BATCH_MAX,
   batchCreates,
+  commitCounts,
   creates,
   lateness,
   startNode,
@@ -98,6 +99,8 @@ interface Results {
   };
   store?: StoreResult;
   peer_store?: RedisStoreResult;
+  /** Per-run diagnostics printed under the table (server CPU, group-commit sizes). */
+  notes: string[];
 }
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
@@ -173,50 +176,79 @@ async function cpuModel(): Promise<string> {
   return /^model name\s*:\s*(.+)$/m.exec(text)?.[1] ?? "unknown CPU";
 }
 
+/** A server's CPU use during `run`, as a share of one core. */
+async function withCpu<T>(pid: number, run: () => Promise<T>): Promise<{ value: T; cpu: string }> {
+  const cpu_before = await cpuSeconds(pid);
+  const started = performance.now();
+  const value = await run();
+  const wall_s = (performance.now() - started) / 1_000;
+  const share = (await cpuSeconds(pid) - cpu_before) / wall_s;
+  return { value, cpu: `${Math.round(share * 100)}%` };
+}
+
 /** Creates at each client count and through batches, Tickraft and BullMQ interleaved. */
 async function runCreates(
   dir: string,
   sizes: Sizes,
   webhook_url: string,
-  peer: BullPeer | null,
+  peer: { bull: BullPeer; redis: RedisServer } | null,
   results: Results,
 ): Promise<void> {
   const node = await startNode(`${dir}/creates`);
+  /** Runs one Tickraft measurement and notes the node's CPU and group-commit sizes. */
+  const ours = async (what: string, run: () => Promise<LoadResult>) => {
+    const before = await commitCounts(node);
+    const { value, cpu } = await withCpu(node.child.pid, run);
+    const after = await commitCounts(node);
+    const per_commit = (after.commands - before.commands) / (after.commits - before.commits);
+    results.notes.push(
+      `${what}: tickraft ${rate(value.per_s)}, node CPU ${cpu}, ${
+        per_commit.toFixed(1)
+      } commands per group commit`,
+    );
+    return value;
+  };
+  const theirs = async (what: string, run: (bull: BullPeer) => Promise<LoadResult>) => {
+    if (peer === null) return null;
+    const { value, cpu } = await withCpu(peer.redis.child.pid, () => run(peer.bull));
+    results.notes.push(`${what}: bullmq ${rate(value.per_s)}, redis-server CPU ${cpu}`);
+    return value;
+  };
   try {
     log(`warm-up: ${sizes.warmup} creates each`);
     await creates(node, 16, sizes.warmup, CREATE_DELAY_MS, webhook_url);
-    await peer?.adds(16, sizes.warmup);
+    await peer?.bull.adds(16, sizes.warmup);
     for (let rep = 1; rep <= sizes.repeats; rep++) {
       for (const clients of CLIENTS) {
         const total = sizes.creates[clients];
         const pair = results.creates.get(clients) ?? { ours: [], peer: [] };
         results.creates.set(clients, pair);
-        const ours = await creates(node, clients, total, CREATE_DELAY_MS, webhook_url);
-        pair.ours.push(ours);
-        let line = `run ${rep}: ${clients} clients, ${total} creates: tickraft ${rate(ours.per_s)}`;
-        if (peer !== null) {
-          const theirs = await peer.adds(clients, total);
-          pair.peer.push(theirs);
-          line += `, bullmq ${rate(theirs.per_s)}`;
-        }
-        log(line);
+        const what = `run ${rep}, ${clients} clients, ${total} creates`;
+        pair.ours.push(
+          await ours(what, () => creates(node, clients, total, CREATE_DELAY_MS, webhook_url)),
+        );
+        const peer_result = await theirs(what, (bull) => bull.adds(clients, total));
+        if (peer_result !== null) pair.peer.push(peer_result);
+        log(results.notes.slice(peer === null ? -1 : -2).join("; "));
       }
-      const ours = await batchCreates(node, {
-        concurrency: 2,
-        jobs: sizes.batch_jobs,
-        batch_size: BATCH_MAX,
-        first_due_ms: Date.now() + CREATE_DELAY_MS,
-        spacing_ms: 1,
-        webhook_url,
-      });
-      results.batch.ours.push(ours);
-      let line = `run ${rep}: ${sizes.batch_jobs} jobs in batches: tickraft ${rate(ours.per_s)}`;
-      if (peer !== null) {
-        const theirs = await peer.addBulk(null, 2, sizes.batch_jobs, BATCH_MAX);
-        results.batch.peer.push(theirs);
-        line += `, bullmq ${rate(theirs.per_s)}`;
-      }
-      log(line);
+      const what = `run ${rep}, ${sizes.batch_jobs} jobs in batches`;
+      results.batch.ours.push(
+        await ours(what, () =>
+          batchCreates(node, {
+            concurrency: 2,
+            jobs: sizes.batch_jobs,
+            batch_size: BATCH_MAX,
+            first_due_ms: Date.now() + CREATE_DELAY_MS,
+            spacing_ms: 1,
+            webhook_url,
+          })),
+      );
+      const peer_result = await theirs(
+        what,
+        (bull) => bull.addBulk(null, 2, sizes.batch_jobs, BATCH_MAX),
+      );
+      if (peer_result !== null) results.batch.peer.push(peer_result);
+      log(results.notes.slice(peer === null ? -1 : -2).join("; "));
     }
   } finally {
     await node.child.stop();
@@ -347,7 +379,7 @@ async function main(): Promise<void> {
   const { sizes, skip_peer } = parseOptions();
   const load_before = await loadAverage();
   const dir = await Deno.makeTempDir({ prefix: "tickraft-bench-" });
-  const results: Results = { creates: new Map(), batch: { ours: [], peer: [] } };
+  const results: Results = { creates: new Map(), batch: { ours: [], peer: [] }, notes: [] };
   const stops: (() => Promise<void>)[] = [];
   let failure: unknown = null;
   try {
@@ -363,7 +395,13 @@ async function main(): Promise<void> {
     const peer = redis === null ? null : new BullPeer(redis);
     try {
       log(`creates: ${sizes.repeats} interleaved runs`);
-      await runCreates(dir, sizes, sink.hookUrl("never"), peer, results);
+      await runCreates(
+        dir,
+        sizes,
+        sink.hookUrl("never"),
+        peer === null ? null : { bull: peer, redis: redis! },
+        results,
+      );
       await peer?.flush();
       log(`lateness: ${sizes.late.count} jobs over ${sizes.late.window_ms} ms`);
       const node = await startNode(`${dir}/lateness`);
@@ -423,6 +461,9 @@ async function printReport(
         ["measure", "Tickraft", peer, "ratio", "aim", "met"],
         tableRows(results, sizes),
       ),
+      "",
+      "Per run:",
+      ...results.notes.map((note) => `- ${note}`),
     ].join("\n"),
   );
 }

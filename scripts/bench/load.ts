@@ -32,8 +32,10 @@ export async function closedLoop(
     while (next < total) {
       const i = next++;
       const t0 = performance.now();
-      items += await op(i);
+      const done = await op(i);
       latencies_ms[i] = performance.now() - t0;
+      // Not `items += await op(i)`: that reads `items` before awaiting and loses updates.
+      items += done;
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));

@@ -129,3 +129,14 @@ export async function procMemory(pid: number): Promise<{ rss_bytes: number; hwm_
   };
   return { rss_bytes: kib("VmRSS"), hwm_bytes: kib("VmHWM") };
 }
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After the command name: state is field 3, utime field 14 and stime field 15 (proc(5)).
+  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / USER_HZ;
+}

@@ -147,6 +147,19 @@ export function batchCreates(
   });
 }
 
+/** Group commits so far and the commands they held, from the node's /metrics. */
+export async function commitCounts(
+  node: TickraftNode,
+): Promise<{ commits: number; commands: number }> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const value = (name: string) =>
+    Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  return {
+    commits: value("tickraft_log_commit_commands_count"),
+    commands: value("tickraft_log_commit_commands_sum"),
+  };
+}
+
 /** Smallest histogram bound (ms) under which 99% of the node's own lateness samples fall. */
 async function nodeLatenessP99BoundMs(node: TickraftNode): Promise<number> {
   const res = await fetch(`${node.url}/metrics`);
