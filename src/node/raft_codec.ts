@@ -116,7 +116,8 @@ function idsBytes(ids: readonly NodeId[]): number {
 
 /**
  * The exact number of bytes `m` takes inside an encoded body (without the body's version and
- * count). The transport uses it to bound batches and queues without encoding twice.
+ * count). The transport uses it to bound batches and queues without encoding twice. Throws
+ * {@link CodecError} for an unknown message type.
  */
 export function messageBytes(m: Message): number {
   let bytes = 1 + varintBytes(m.from) + varintBytes(m.to) + varintBytes(m.term);
@@ -151,6 +152,8 @@ export function messageBytes(m: Message): number {
       return bytes + varintBytes(m.index) + varintBytes(m.nextOffset) + 1;
     case "timeoutNow":
       return bytes;
+    default:
+      throw new CodecError(`unknown message type ${(m as Message).type}`);
   }
 }
 
@@ -208,7 +211,9 @@ class Writer {
 }
 
 function writeMessage(w: Writer, m: Message): void {
-  w.u8(TAG_OF.get(m.type) ?? 0);
+  const tag = TAG_OF.get(m.type);
+  if (tag === undefined) throw new CodecError(`unknown message type ${m.type}`);
+  w.u8(tag);
   w.id(m.from, "from");
   w.id(m.to, "to");
   w.uint(m.term, "term");
@@ -235,7 +240,9 @@ function writeMessage(w: Writer, m: Message): void {
           );
         }
         w.uint(e.term, "entry term");
-        w.u8(KIND_OF.get(e.kind) ?? 0);
+        const kind = KIND_OF.get(e.kind);
+        if (kind === undefined) throw new CodecError(`entry ${i} has unknown kind ${e.kind}`);
+        w.u8(kind);
         w.bytes(e.data);
       });
       return;
@@ -275,7 +282,8 @@ function writeMessage(w: Writer, m: Message): void {
 
 /**
  * Encodes messages into one request body. Throws {@link CodecError} for a message the format
- * cannot carry (a negative or unsafe integer, a node id < 1, non-consecutive entry indexes):
+ * cannot carry (an unknown type or kind, a negative or unsafe integer, a node id < 1,
+ * non-consecutive entry indexes):
  * those are bugs in the caller, never data from the wire.
  */
 export function encodeMessages(msgs: readonly Message[]): Uint8Array<ArrayBuffer> {

@@ -256,7 +256,14 @@ export class HttpTransport {
           drop(msg.to, 1);
           continue;
         }
-        drop(peer.id, this.#enqueue(peer, msg));
+        try {
+          drop(peer.id, this.#enqueue(peer, msg));
+        } catch (error) {
+          // A message the wire cannot carry is a bug upstream; the rest of the batch still goes.
+          this.#opts.logger.error("raft message cannot be sent", { error: describe(error) });
+          drop(peer.id, 1);
+          continue;
+        }
         if (!peer.pump_scheduled) {
           peer.pump_scheduled = true;
           queueMicrotask(() => {

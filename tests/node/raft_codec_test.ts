@@ -316,6 +316,8 @@ Deno.test("encode refuses what the wire cannot carry", () => {
       }]),
     /entry 0 has index 7, expected 6/,
   );
+  const bogus = JSON.parse('{"type":"gossip","from":1,"to":2,"term":1}') as Message;
+  assert.throws(() => encodeMessages([bogus]), /unknown message type gossip/);
 });
 
 Deno.test("decoded byte fields are views on the body (zero-copy)", () => {

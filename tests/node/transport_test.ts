@@ -191,6 +191,12 @@ Deno.test("many send() calls share few requests, per route, and answers come bac
       last_error: null,
       backoff_ms: 0,
     });
+
+    // A message the wire cannot carry is dropped alone; send() does not throw.
+    const bogus = JSON.parse('{"type":"gossip","from":1,"to":2,"term":3}') as Message;
+    a.transport.send([bogus, heartbeat(1, 2, 5_000), heartbeat(1, 9, 1)]);
+    await waitFor("the good one", () => b.received.length === 503);
+    assert.equal(a.counts.dropped_messages, 2, "the bogus one and the one for unknown node 9");
   } finally {
     await a.stop();
     await b.stop();
