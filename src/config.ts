@@ -220,6 +220,35 @@ export const SETTINGS = {
     help: "Static cluster members as name=url,name=url (this node included); empty: one node alone",
     schema: z.string(),
   },
+  discovery_strategy: {
+    env: "DISCOVERY_STRATEGY",
+    flag: "discovery-strategy",
+    default: "auto",
+    help:
+      "auto, static, fly or dns (auto: static with CLUSTER_NODES, fly on Fly.io, else one node)",
+    schema: z.enum(["auto", "static", "fly", "dns"]),
+  },
+  dns_service: {
+    env: "DNS_SERVICE",
+    flag: "dns-service",
+    default: "",
+    help: "Headless Service FQDN for dns discovery, or _<port>._tcp.<service> for SRV records",
+    schema: z.string(),
+  },
+  bootstrap_expect: {
+    env: "BOOTSTRAP_EXPECT",
+    flag: "bootstrap-expect",
+    default: "3",
+    help: "Nodes fly/dns discovery must see before a new cluster bootstraps",
+    schema: positiveInt,
+  },
+  discovery_wait_ms: {
+    env: "DISCOVERY_WAIT",
+    flag: "discovery-wait",
+    default: "2m",
+    help: "How long a booting node retries discovery before it gives up",
+    schema: duration,
+  },
   cluster_secret: {
     env: "CLUSTER_SECRET",
     flag: "cluster-secret",

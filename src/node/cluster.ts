@@ -16,7 +16,13 @@ import type { NodeId } from "../raft/types.ts";
 import { sfc32 } from "../raft/prng.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../scheduler/errors.ts";
 import type { SchedulerState } from "../scheduler/state.ts";
-import { nodeNumericId, parsePeers } from "./discovery.ts";
+import {
+  discoverWithRetry,
+  type Discovery,
+  discoveryFromConfig,
+  nodeNumericId,
+  parsePeers,
+} from "./discovery.ts";
 import type { NodeMetrics } from "./metrics.ts";
 import { ClusterRefusalError, type Member, RaftCommandLog } from "./raft_log.ts";
 import { SqliteRaftStorage } from "./raft_storage.ts";
@@ -78,7 +84,12 @@ export class ClusterNode {
     });
   }
 
-  /** Opens the Raft log and starts the cluster member. */
+  /**
+   * Opens the Raft log and starts the cluster member. On a node's first start it either
+   * bootstraps a new cluster (CLUSTER_NODES, or the members fly/dns discovery sees once there are
+   * BOOTSTRAP_EXPECT of them) or joins an existing one (JOIN_URL, or a discovered member that
+   * already has a leader).
+   */
   static async start(options: ClusterOptions): Promise<ClusterNode> {
     const { config } = options;
     if (config.cluster_secret === "") {
@@ -86,18 +97,24 @@ export class ClusterNode {
         "cluster mode needs CLUSTER_SECRET (--cluster-secret), the same on every node",
       );
     }
-    const peers = config.peers === "" ? [] : parsePeers(config.peers);
-    const listed = peers.find((p) => p.name === config.node_id);
-    const address = config.advertise_url !== "" ? config.advertise_url : listed?.address;
-    if (address === undefined) {
-      throw new ValidationError(
-        `node ${config.node_id} is not in CLUSTER_NODES and ADVERTISE_URL is empty: say where other nodes reach it`,
-      );
-    }
-    const self: Member = { id: nodeNumericId(config.node_id), name: config.node_id, address };
-    const bootstrap = config.join_url !== ""
-      ? []
-      : peers.map((p) => ({ id: nodeNumericId(p.name), name: p.name, address: p.address }));
+    const discovery = discoveryFromConfig({
+      strategy: config.discovery_strategy,
+      peers: config.peers,
+      node_id: config.node_id,
+      advertise_url: config.advertise_url,
+      dns_service: config.dns_service,
+      port: config.http_port,
+    }, Deno.env.toObject());
+    const self: Member = {
+      id: nodeNumericId(discovery.self.name),
+      name: discovery.self.name,
+      address: discovery.self.address,
+    };
+    const fresh = !(await exists(`${config.data_dir}/raft.db`));
+    const plan = fresh
+      ? await firstStartPlan(config, discovery, self, options.logger)
+      : { bootstrap: [], join_url: null };
+    const bootstrap = plan.bootstrap;
     const storage = await SqliteRaftStorage.open(config.data_dir, {
       voters: bootstrap.map((m) => m.id).sort((a, b) => a - b),
       learners: [],
@@ -156,9 +173,7 @@ export class ClusterNode {
     node = new ClusterNode(options, self, log, transport, storage);
     log.start();
     node.#promoter = setInterval(() => node!.#promoteLearners(), PROMOTE_EVERY_MS);
-    if (config.join_url !== "" && !storage.initialized) {
-      void node.#joinThrough(config.join_url);
-    }
+    if (plan.join_url !== null) void node.#joinThrough(plan.join_url);
     return node;
   }
 
@@ -357,4 +372,61 @@ export class ClusterNode {
       await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * attempt)));
     }
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** How a node with no Raft state starts: the voters to bootstrap with, or a member to join. */
+async function firstStartPlan(
+  config: Config,
+  discovery: Discovery,
+  self: Member,
+  logger: Logger,
+): Promise<{ bootstrap: Member[]; join_url: string | null }> {
+  const asMember = (p: { name: string; address: string }): Member => ({
+    id: nodeNumericId(p.name),
+    name: p.name,
+    address: p.address,
+  });
+  if (config.join_url !== "") return { bootstrap: [], join_url: config.join_url };
+  if (discovery.strategy === "static") {
+    return { bootstrap: parsePeers(config.peers).map(asMember), join_url: null };
+  }
+  const peers = await discoverWithRetry(discovery, {
+    attempts: Math.max(1, Math.round(config.discovery_wait_ms / 2_000)),
+    delay_ms: 2_000,
+    min_peers: config.bootstrap_expect,
+  });
+  for (const peer of peers) {
+    if (peer.name === self.name) continue;
+    try {
+      const response = await fetch(`${peer.address}/health`, {
+        signal: AbortSignal.timeout(2_000),
+      });
+      const health = await response.json() as { mode?: string; leader?: string | null };
+      if (health.mode === "cluster" && typeof health.leader === "string") {
+        logger.info("found a running cluster; joining", { through: peer.name });
+        return { bootstrap: [], join_url: peer.address };
+      }
+    } catch {
+      // not up yet, or not reachable: it takes part in the bootstrap below
+    }
+  }
+  logger.info("bootstrapping a new cluster", { members: peers.map((p) => p.name) });
+  return { bootstrap: peers.map(asMember), join_url: null };
+}
+
+/** Whether the configuration asks for cluster mode (otherwise the node runs alone). */
+export function clusterWanted(config: Config, env: Record<string, string | undefined>): boolean {
+  if (config.peers !== "" || config.join_url !== "") return true;
+  if (config.discovery_strategy === "fly" || config.discovery_strategy === "dns") return true;
+  return config.discovery_strategy === "auto" && (env.FLY_APP_NAME ?? "") !== "";
 }

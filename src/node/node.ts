@@ -11,7 +11,7 @@ import type { CommandLog } from "../scheduler/log.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/scheduler.ts";
 import { JobService } from "../scheduler/service.ts";
 import { SchedulerState } from "../scheduler/state.ts";
-import { ClusterNode } from "./cluster.ts";
+import { ClusterNode, clusterWanted } from "./cluster.ts";
 import { LocalLog } from "./local_log.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { serveHttp } from "./runtime.ts";
@@ -47,7 +47,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   const metrics = new NodeMetrics();
   let resolveFatal: (error: Error) => void = () => {};
   const fatal = new Promise<Error>((resolve) => resolveFatal = resolve);
-  const clustered = config.peers !== "" || config.join_url !== "";
+  const clustered = clusterWanted(config, Deno.env.toObject());
   let scheduler: Scheduler | null = null;
   let log: CommandLog & { readonly queued_commands: number };
   let cluster: ClusterNode | null = null;
