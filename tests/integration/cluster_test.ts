@@ -5,85 +5,8 @@
  * RPCs without the cluster secret refused.
  */
 import assert from "node:assert/strict";
-import { eventually, type NodeProcess, spawnNode } from "../support/process.ts";
+import { agreedLeader, json, post, startCluster, stopCluster } from "../support/cluster.ts";
 import { startSink } from "../support/sink.ts";
-
-const SECRET = "cluster-test-secret-0123456789";
-
-interface ClusterView {
-  node_id: string;
-  role: string;
-  leader: string | null;
-  term: number;
-  members: { id: string; role: string }[];
-}
-
-/** Free loopback ports (bound and released; the nodes bind them right after). */
-function freePorts(n: number): number[] {
-  const listeners = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
-}
-
-async function json<T>(url: string, init?: RequestInit): Promise<{ status: number; body: T }> {
-  const response = await fetch(url, init);
-  return { status: response.status, body: await response.json() as T };
-}
-
-const post = (body: unknown) => ({
-  method: "POST",
-  headers: { "content-type": "application/json" },
-  body: JSON.stringify(body),
-});
-
-interface Cluster {
-  nodes: Map<string, NodeProcess>;
-  urls: Map<string, string>;
-  dirs: string[];
-}
-
-async function startCluster(): Promise<Cluster> {
-  const ports = freePorts(3);
-  const names = ["node-1", "node-2", "node-3"];
-  const urls = new Map(names.map((name, i) => [name, `http://127.0.0.1:${ports[i]}`]));
-  const peers = names.map((name) => `${name}=${urls.get(name)}`).join(",");
-  const cluster: Cluster = { nodes: new Map(), urls, dirs: [] };
-  await Promise.all(names.map(async (name, i) => {
-    const dir = await Deno.makeTempDir({ prefix: `tickraft-${name}-` });
-    cluster.dirs.push(dir);
-    const node = await spawnNode(["--data-dir", dir, "--http-port", String(ports[i])], {
-      NODE_ID: name,
-      CLUSTER_NODES: peers,
-      CLUSTER_SECRET: SECRET,
-      RAFT_TICK: "50ms",
-    });
-    cluster.nodes.set(name, node);
-  }));
-  return cluster;
-}
-
-async function stopCluster(cluster: Cluster): Promise<void> {
-  await Promise.all([...cluster.nodes.values()].map((n) => n.kill("SIGKILL")));
-  for (const dir of cluster.dirs) await Deno.remove(dir, { recursive: true });
-}
-
-/** The leader all live nodes agree on. */
-function agreedLeader(cluster: Cluster, live: string[]): Promise<string> {
-  return eventually("a leader all live nodes agree on", async () => {
-    const views = await Promise.all(
-      live.map(async (name) =>
-        (await json<ClusterView>(`${cluster.urls.get(name)}/debug/cluster`)).body
-      ),
-    );
-    const leader = views[0].leader;
-    if (leader === null || !live.includes(leader)) return undefined;
-    return views.every((v) => v.leader === leader && v.term === views[0].term) ? leader : undefined;
-  }, 20_000);
-}
 
 Deno.test("3-node cluster: follower writes, linearizable reads, kill -9 failover without loss or double fire", async () => {
   const sink = await startSink();

@@ -1,0 +1,187 @@
+/**
+ * A Raft cluster of real node processes on loopback for integration tests: start N nodes from
+ * one `CLUSTER_NODES` list, restart or add members on their own data dirs, wait for a leader all
+ * live nodes agree on, and stop everything (SIGKILL by pid) and remove the data dirs.
+ *
+ * @example
+ * ```ts
+ * const cluster = await startCluster({ env: { SNAPSHOT_ENTRIES: "20" } });
+ * try {
+ *   const leader = await agreedLeader(cluster, cluster.names);
+ * } finally {
+ *   await stopCluster(cluster);
+ * }
+ * ```
+ *
+ * @module
+ */
+import { eventually, type NodeProcess, spawnNode } from "./process.ts";
+
+/** The `CLUSTER_SECRET` every test node shares. */
+export const CLUSTER_SECRET = "cluster-test-secret-0123456789";
+
+/** `GET /debug/cluster` as the tests read it. */
+export interface ClusterView {
+  node_id: string;
+  role: string;
+  leader: string | null;
+  term: number;
+  commit_index: number;
+  applied_index: number;
+  last_index: number;
+  members: {
+    id: string;
+    address: string;
+    role: "voter" | "learner";
+    match_index: number | null;
+    lag: number | null;
+  }[];
+}
+
+/** Nodes of one test cluster. */
+export interface Cluster {
+  /** The nodes started by `startCluster`, in order (`node-1`, …). */
+  names: string[];
+  /** Running (or killed) processes by node name; `startMember` replaces an entry. */
+  nodes: Map<string, NodeProcess>;
+  /** Base URL of each node by name. */
+  urls: Map<string, string>;
+  /** Data dir of each node by name (kept across restarts, removed by `stopCluster`). */
+  dirs: Map<string, string>;
+  /** Environment every node of the cluster gets (secret, tick, the caller's extras). */
+  env: Record<string, string>;
+  /** The initial members as `CLUSTER_NODES`. */
+  peers: string;
+}
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /** Number of nodes (default 3). */
+  size?: number;
+  /** Extra environment for every node, e.g. `SNAPSHOT_ENTRIES`. */
+  env?: Record<string, string>;
+}
+
+/** Free loopback ports (bound and released; the nodes bind them right after). */
+export function freePorts(n: number): number[] {
+  const listeners = Array.from(
+    { length: n },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
+}
+
+/** Fetches `url` and parses the JSON answer. */
+export async function json<T>(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: T; headers: Headers }> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: T;
+  try {
+    body = JSON.parse(text) as T;
+  } catch {
+    throw new Error(`${init?.method ?? "GET"} ${url}: ${response.status}, not JSON: ${text}`);
+  }
+  return { status: response.status, body, headers: response.headers };
+}
+
+/** A JSON POST request. */
+export const post = (body: unknown): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+});
+
+/** Starts `size` nodes (`node-1`, …) that list each other in `CLUSTER_NODES`. */
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const size = options.size ?? 3;
+  const names = Array.from({ length: size }, (_, i) => `node-${i + 1}`);
+  const ports = freePorts(size);
+  const urls = new Map(names.map((name, i) => [name, `http://127.0.0.1:${ports[i]}`]));
+  const peers = names.map((name) => `${name}=${urls.get(name)}`).join(",");
+  const cluster: Cluster = {
+    names,
+    nodes: new Map(),
+    urls,
+    dirs: new Map(),
+    env: { CLUSTER_SECRET, RAFT_TICK: "50ms", ...options.env },
+    peers,
+  };
+  try {
+    await Promise.all(names.map((name) => startMember(cluster, name)));
+  } catch (error) {
+    await stopCluster(cluster);
+    throw error;
+  }
+  return cluster;
+}
+
+/**
+ * Starts (or restarts, on the same data dir and port) node `name`. A name new to the cluster
+ * gets a fresh dir and port; `env` adds to (or overrides) the cluster's environment, and a node
+ * started by `startCluster` gets `CLUSTER_NODES` unless `env` says otherwise.
+ */
+export async function startMember(
+  cluster: Cluster,
+  name: string,
+  env: Record<string, string> = {},
+): Promise<NodeProcess> {
+  let dir = cluster.dirs.get(name);
+  if (dir === undefined) {
+    dir = await Deno.makeTempDir({ prefix: `tickraft-${name}-` });
+    cluster.dirs.set(name, dir);
+  }
+  let url = cluster.urls.get(name);
+  if (url === undefined) {
+    url = `http://127.0.0.1:${freePorts(1)[0]}`;
+    cluster.urls.set(name, url);
+  }
+  const port = new URL(url).port;
+  const initial: Record<string, string> = cluster.names.includes(name)
+    ? { CLUSTER_NODES: cluster.peers }
+    : {};
+  const node = await spawnNode(["--data-dir", dir, "--http-port", port], {
+    ...cluster.env,
+    NODE_ID: name,
+    ...initial,
+    ...env,
+  });
+  cluster.nodes.set(name, node);
+  return node;
+}
+
+/** SIGKILLs every node of the cluster and removes their data dirs. */
+export async function stopCluster(cluster: Cluster): Promise<void> {
+  await Promise.all([...cluster.nodes.values()].map((n) => n.kill("SIGKILL")));
+  for (const dir of cluster.dirs.values()) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** `GET /debug/cluster` of node `name`. */
+export async function clusterView(cluster: Cluster, name: string): Promise<ClusterView> {
+  const { status, body } = await json<ClusterView>(`${cluster.urls.get(name)}/debug/cluster`);
+  if (status !== 200) throw new Error(`/debug/cluster on ${name}: ${status}`);
+  return body;
+}
+
+/** The leader all `live` nodes agree on (same leader, same term). */
+export function agreedLeader(
+  cluster: Cluster,
+  live: string[],
+  timeout_ms = 20_000,
+): Promise<string> {
+  return eventually(`a leader all of ${live.join(", ")} agree on`, async () => {
+    const views = await Promise.all(live.map((name) => clusterView(cluster, name)));
+    const leader = views[0].leader;
+    if (leader === null || !live.includes(leader)) return undefined;
+    return views.every((v) => v.leader === leader && v.term === views[0].term) ? leader : undefined;
+  }, timeout_ms);
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
