@@ -34,7 +34,14 @@ async function serve(args: string[]): Promise<number> {
   }
   const { config } = loaded;
   const logger = createLogger(config.log_level);
-  const node = await startNode(config, { logger });
+  let node;
+  try {
+    node = await startNode(config, { logger });
+  } catch (error) {
+    logger.error("node failed to start", { error: (error as Error).message });
+    console.error(`tickraft: ${(error as Error).message}`);
+    return 1;
+  }
   const reason = await new Promise<string>((resolve) => {
     onShutdownSignal((signal) => resolve(`signal ${signal}`));
     node.fatal.then((error) => resolve(`storage failure: ${error.message}`));
