@@ -359,6 +359,10 @@ export class RaftCommandLog implements CommandLog {
       this.#snapshot_index = rd.snapshot.meta.index;
       this.#conf = rd.snapshot.meta.conf;
       await this.#loadMembers();
+      this.#o.logger.info("snapshot installed", {
+        index: rd.snapshot.meta.index,
+        bytes: rd.snapshot.data.byteLength,
+      });
     }
     if (rd.committed.length > 0) await this.#apply(rd.committed);
     for (const rs of rd.readStates) this.#readIndexes.push(rs);

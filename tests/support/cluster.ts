@@ -185,3 +185,17 @@ export function agreedLeader(
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The JSON log lines of `node` whose `msg` is `msg`, parsed. */
+export function logLines(node: NodeProcess, msg: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of node.output().split("\n")) {
+    if (!line.includes(`"msg":${JSON.stringify(msg)}`)) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // a line cut short by a kill
+    }
+  }
+  return out;
+}
