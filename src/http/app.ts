@@ -33,7 +33,8 @@ export function createApp(deps: AppDeps): Hono {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    c.header("X-Tickraft-Node", deps.node.node_id);
+    // A response proxied from the leader keeps the leader's name.
+    if (!c.res.headers.has("X-Tickraft-Node")) c.header("X-Tickraft-Node", deps.node.node_id);
     deps.node.observeRequest(
       c.req.method,
       c.req.routePath,
