@@ -119,9 +119,19 @@ export class ClusterNode {
       voters: bootstrap.map((m) => m.id).sort((a, b) => a - b),
       learners: [],
     });
-    const applied = await options.stateDb.client.execute(
+    const appliedRow = await options.stateDb.client.execute(
       "SELECT value FROM meta WHERE key = 'applied_index'",
     );
+    let applied = appliedRow.rows.length === 0 ? 0 : Number(appliedRow.rows[0].value);
+    const snapshot = storage.snapshot();
+    if (snapshot.meta.index > applied && snapshot.data.byteLength > 0) {
+      // The node stopped after raft.db took a snapshot from the leader but before the state file
+      // was replaced: the entries it needs are compacted away, so the state comes from there.
+      await options.stateDb.replaceWith(snapshot.data);
+      await options.state.load(options.stateDb);
+      applied = snapshot.meta.index;
+      options.logger.info("state restored from the stored snapshot", { index: applied });
+    }
     const stored = await options.stateDb.client.execute("SELECT id, name, address FROM members");
     const members: Member[] = stored.rows.length > 0
       ? stored.rows.map((r) => ({
@@ -167,7 +177,7 @@ export class ClusterNode {
         onStatus: () => node !== null && node.#checkFiring(),
         onFatal: options.onFatal,
       },
-      applied.rows.length === 0 ? 0 : Number(applied.rows[0].value),
+      applied,
       members,
     );
     node = new ClusterNode(options, self, log, transport, storage);
