@@ -135,12 +135,7 @@ export async function startMember(
     dir = await Deno.makeTempDir({ prefix: `tickraft-${name}-` });
     cluster.dirs.set(name, dir);
   }
-  let url = cluster.urls.get(name);
-  if (url === undefined) {
-    url = `http://127.0.0.1:${freePorts(1)[0]}`;
-    cluster.urls.set(name, url);
-  }
-  const port = new URL(url).port;
+  const port = new URL(memberUrl(cluster, name)).port;
   const initial: Record<string, string> = cluster.names.includes(name)
     ? { CLUSTER_NODES: cluster.peers }
     : {};
@@ -152,6 +147,16 @@ export async function startMember(
   });
   cluster.nodes.set(name, node);
   return node;
+}
+
+/** The URL of node `name`; a name new to the cluster gets a free port (before it starts). */
+export function memberUrl(cluster: Cluster, name: string): string {
+  let url = cluster.urls.get(name);
+  if (url === undefined) {
+    url = `http://127.0.0.1:${freePorts(1)[0]}`;
+    cluster.urls.set(name, url);
+  }
+  return url;
 }
 
 /** SIGKILLs every node of the cluster and removes their data dirs. */
@@ -198,4 +203,39 @@ export function logLines(node: NodeProcess, msg: string): Record<string, unknown
     }
   }
   return out;
+}
+
+/** Every job id `GET /jobs` lists on `url` (all pages); `query` e.g. `consistency=linearizable`. */
+export async function listJobIds(url: string, query = ""): Promise<Set<string>> {
+  const ids = new Set<string>();
+  let cursor: string | null = null;
+  do {
+    const params = new URLSearchParams(query);
+    params.set("limit", "1000");
+    if (cursor !== null) params.set("cursor", cursor);
+    const { status, body } = await json<{ jobs: { id: string }[]; next_cursor: string | null }>(
+      `${url}/jobs?${params}`,
+    );
+    if (status !== 200) throw new Error(`GET ${url}/jobs: ${status} ${JSON.stringify(body)}`);
+    for (const job of body.jobs) ids.add(job.id);
+    cursor = body.next_cursor ?? null;
+  } while (cursor !== null);
+  return ids;
+}
+
+/** Every node's `/debug/cluster` (or why it failed) and the last lines of its output. */
+export async function describeCluster(cluster: Cluster, tail_lines = 15): Promise<string> {
+  const parts: string[] = [];
+  for (const [name, node] of cluster.nodes) {
+    let view: string;
+    try {
+      const v = await clusterView(cluster, name);
+      view = JSON.stringify({ ...v, transport: undefined });
+    } catch (error) {
+      view = `unavailable (${(error as Error).message})`;
+    }
+    const lines = node.output().trimEnd().split("\n").slice(-tail_lines).join("\n  ");
+    parts.push(`--- ${name} (pid ${node.pid}): ${view}\n  ${lines}`);
+  }
+  return parts.join("\n");
 }
