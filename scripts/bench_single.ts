@@ -186,6 +186,15 @@ async function withCpu<T>(pid: number, run: () => Promise<T>): Promise<{ value: 
   return { value, cpu: `${Math.round(share * 100)}%` };
 }
 
+type CommitCounts = Awaited<ReturnType<typeof commitCounts>>;
+
+/** How many group commits happened between two readings, and their mean size. */
+function describeCommits(before: CommitCounts, after: CommitCounts): string {
+  const commits = after.commits - before.commits;
+  const per_commit = (after.commands - before.commands) / commits;
+  return `${commits} group commits of ${per_commit.toFixed(1)} commands on average`;
+}
+
 /** Creates at each client count and through batches, Tickraft and BullMQ interleaved. */
 async function runCreates(
   dir: string,
@@ -200,11 +209,8 @@ async function runCreates(
     const before = await commitCounts(node);
     const { value, cpu } = await withCpu(node.child.pid, run);
     const after = await commitCounts(node);
-    const per_commit = (after.commands - before.commands) / (after.commits - before.commits);
     results.notes.push(
-      `${what}: tickraft ${rate(value.per_s)}, node CPU ${cpu}, ${
-        per_commit.toFixed(1)
-      } commands per group commit`,
+      `${what}: tickraft ${rate(value.per_s)}, node CPU ${cpu}, ${describeCommits(before, after)}`,
     );
     return value;
   };
@@ -406,7 +412,18 @@ async function main(): Promise<void> {
       log(`lateness: ${sizes.late.count} jobs over ${sizes.late.window_ms} ms`);
       const node = await startNode(`${dir}/lateness`);
       try {
-        results.late = { ours: await lateness(node, sink, sizes.late) };
+        const before = await commitCounts(node);
+        const { value, cpu } = await withCpu(
+          node.child.pid,
+          () => lateness(node, sink, sizes.late),
+        );
+        const after = await commitCounts(node);
+        results.late = { ours: value };
+        results.notes.push(
+          `lateness: node CPU ${cpu} from creating the jobs to the last delivery, ${
+            describeCommits(before, after)
+          }`,
+        );
       } finally {
         await node.child.stop();
       }
