@@ -1,0 +1,110 @@
+/**
+ * What a run records: client operations with invoke and complete times and their results,
+ * webhook deliveries as the sink saw them, nemesis events, and the leader as the nodes reported
+ * it. Times are milliseconds since the run started, on one monotonic clock of the harness.
+ *
+ * @module
+ */
+
+/** Milliseconds since `origin` on the harness's monotonic clock. */
+export function stopwatch(): () => number {
+  const origin = performance.now();
+  return () => Math.round((performance.now() - origin) * 1_000) / 1_000;
+}
+
+/** One job a create asked for, by idempotency key. */
+export interface CreateItem {
+  key: string;
+  recurring: boolean;
+  /** A one-off's time, or a recurring job's starts_at (ms since the run started). */
+  due_ms: number;
+}
+
+/** The result of one create item. */
+export interface CreatedJob {
+  id: string;
+  created: boolean;
+}
+
+/** `ok` answered; `fail` definitely had no effect; `info` unknown (timeout, 5xx, reset). */
+export type Outcome = "ok" | "fail" | "info";
+
+/** One client operation. */
+export interface HistoryOp {
+  index: number;
+  /** The client (-1: the harness's own final operations). */
+  client: number;
+  /** The node the request went to. */
+  node: string;
+  f: "create" | "batch" | "get" | "get_local" | "cancel" | "delete";
+  /** create and batch: the jobs asked for. */
+  items?: CreateItem[];
+  /** get, get_local, cancel, delete: the job. */
+  id?: string;
+  invoke_ms: number;
+  complete_ms: number;
+  type: Outcome;
+  /** The HTTP status, when one came back. */
+  status?: number;
+  /** create and batch (ok): one per item. */
+  jobs?: CreatedJob[];
+  /** get and get_local (ok): the job's status, or null when 404. */
+  job_status?: string | null;
+  /** Why it failed or is unknown. */
+  error?: string;
+}
+
+/** One webhook request the sink received. */
+export interface Delivery {
+  arrival_ms: number;
+  /** The idempotency key of the job (the webhook path). */
+  key: string;
+  job_id: string;
+  /** The occurrence's time from the body (ms since the run started). */
+  scheduled_at_ms: number;
+  attempt: number;
+  idempotency_key: string | null;
+  redelivery: boolean;
+  /**
+   * The node whose socket sent it, found from the TCP source port through /proc (Linux); null
+   * when it could not be told (the request itself does not name the node).
+   */
+  sender: string | null;
+}
+
+/** A fault, from its start to its heal. */
+export interface NemesisEvent {
+  kind: "kill" | "pause" | "partition" | "transfer" | "member" | "clock";
+  /** Which partition, which node, and so on. */
+  detail: string;
+  nodes: string[];
+  start_ms: number;
+  end_ms: number;
+  /** Whether the fault was applied as planned (a transfer or removal can be refused). */
+  applied: boolean;
+  note?: string;
+}
+
+/** The leader a node reported at one moment. */
+export interface LeaderSample {
+  at_ms: number;
+  node: string;
+  leader: string | null;
+  term: number;
+}
+
+/** Everything a run records, written as history.json. */
+export interface History {
+  seed: number;
+  nodes: string[];
+  /** Unix ms of the run's time 0. */
+  started_at: number;
+  ops: HistoryOp[];
+  deliveries: Delivery[];
+  nemesis: NemesisEvent[];
+  leaders: LeaderSample[];
+  /** The end of the last fault (all healed). */
+  healed_ms: number;
+  /** When the workload stopped. */
+  workload_end_ms: number;
+}

@@ -1,0 +1,267 @@
+/**
+ * The nemesis: one fault at a time, drawn from the run's seed, held for a while and healed,
+ * with a quiet gap between faults. Kinds:
+ *
+ * - `kill`: SIGKILL a node (the leader half of the time) and restart it on its data dir;
+ * - `pause`: SIGSTOP a node (the leader half of the time), SIGCONT later;
+ * - `partition`: through the proxies: majority/minority, the leader alone, one-way (a node
+ *   hears but is not heard, or the reverse), bridge (two halves that only one node joins);
+ * - `transfer`: POST /cluster/transfer-leader to another voter;
+ * - `member`: DELETE /cluster/members/{id} of a node, kill it, wipe its data dir and restart
+ *   it with JOIN_URL (it rejoins as a learner and is promoted); five nodes or more only;
+ * - `clock`: not available: the node reads the system clock directly (no clock hook to jump)
+ *   and libfaketime is not installed here; the report says so.
+ *
+ * The schedule depends on the seed, and on timing (the leader at that moment): a seed replays
+ * the same sequence of fault kinds and durations, not the same interleaving.
+ *
+ * @module
+ */
+import type { NemesisEvent } from "./history.ts";
+import type { NodeProcess } from "./nodes.ts";
+import type { Proxies } from "./proxy.ts";
+
+export type FaultKind = "kill" | "pause" | "partition" | "transfer" | "member";
+
+export const ALL_FAULTS: readonly FaultKind[] = [
+  "kill",
+  "pause",
+  "partition",
+  "transfer",
+  "member",
+];
+
+/** What the nemesis acts on. */
+export interface NemesisContext {
+  random: () => number;
+  now: () => number;
+  nodes: Map<string, NodeProcess>;
+  proxies: Proxies;
+  /** The environment every node starts with. */
+  env: Record<string, string>;
+  /** The leader as last seen, if any. */
+  leader: () => string | null;
+  events: NemesisEvent[];
+  faults: readonly FaultKind[];
+  /** The nemesis stops starting faults at this run time. */
+  end_ms: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function shuffle<T>(random: () => number, items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** The leader half of the time (when known), otherwise any node. */
+function target(ctx: NemesisContext): string {
+  const leader = ctx.leader();
+  if (leader !== null && ctx.nodes.has(leader) && ctx.random() < 0.5) return leader;
+  const names = [...ctx.nodes.keys()];
+  return names[Math.floor(ctx.random() * names.length)];
+}
+
+/** Starts a stopped node and waits for it to listen. */
+export async function restart(
+  ctx: NemesisContext,
+  name: string,
+  extra: Record<string, string> = {},
+) {
+  const node = ctx.nodes.get(name)!;
+  await node.start({ ...ctx.env, ...extra });
+  await node.ready(30_000);
+}
+
+async function post(url: string, method: string, body?: unknown): Promise<Response> {
+  return await fetch(url, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+}
+
+/** Blocks every pair between `a` and `b`, both ways unless `one_way`. */
+function cut(ctx: NemesisContext, a: string[], b: string[], one_way = false): void {
+  for (const x of a) {
+    for (const y of b) {
+      ctx.proxies.block(x, y);
+      if (!one_way) ctx.proxies.block(y, x);
+    }
+  }
+}
+
+/** Applies one partition shape; returns its description. */
+function partition(ctx: NemesisContext): { detail: string; nodes: string[] } {
+  const names = shuffle(ctx.random, [...ctx.nodes.keys()]);
+  const leader = ctx.leader();
+  const shapes = ["majority-minority", "isolate-leader", "one-way-deaf", "one-way-mute", "bridge"];
+  const shape = shapes[Math.floor(ctx.random() * shapes.length)];
+  switch (shape) {
+    case "majority-minority": {
+      const size = 1 + Math.floor(ctx.random() * Math.floor((names.length - 1) / 2));
+      const minority = names.slice(0, size);
+      cut(ctx, minority, names.slice(size));
+      return { detail: `majority/minority: {${minority}} cut off`, nodes: minority };
+    }
+    case "isolate-leader": {
+      const alone = leader !== null && names.includes(leader) ? leader : names[0];
+      cut(ctx, [alone], names.filter((n) => n !== alone));
+      return { detail: `leader ${alone} isolated`, nodes: [alone] };
+    }
+    case "one-way-deaf": {
+      const x = names[0];
+      cut(ctx, names.slice(1), [x], true);
+      return { detail: `one-way: ${x} hears nobody (its messages get out)`, nodes: [x] };
+    }
+    case "one-way-mute": {
+      const x = leader !== null && ctx.random() < 0.5 ? leader : names[0];
+      cut(ctx, [x], names.filter((n) => n !== x), true);
+      return { detail: `one-way: nobody hears ${x} (it hears them)`, nodes: [x] };
+    }
+    default: {
+      const half = Math.floor((names.length - 1) / 2);
+      const a = names.slice(0, half);
+      const bridge = names[half];
+      const b = names.slice(half + 1);
+      cut(ctx, a, b);
+      return { detail: `bridge: {${a}} and {${b}} meet only through ${bridge}`, nodes: [bridge] };
+    }
+  }
+}
+
+/** Runs one fault from start to heal and records it. */
+async function fault(ctx: NemesisContext, kind: FaultKind): Promise<void> {
+  const hold = 1_500 + ctx.random() * 3_500;
+  const start_ms = ctx.now();
+  const event: NemesisEvent = {
+    kind,
+    detail: "",
+    nodes: [],
+    start_ms,
+    end_ms: start_ms,
+    applied: true,
+  };
+  try {
+    switch (kind) {
+      case "kill": {
+        const name = target(ctx);
+        event.nodes = [name];
+        event.detail = `kill -9 ${name}${name === ctx.leader() ? " (leader)" : ""}`;
+        await ctx.nodes.get(name)!.signal("SIGKILL");
+        await sleep(hold);
+        await restart(ctx, name);
+        break;
+      }
+      case "pause": {
+        const name = target(ctx);
+        event.nodes = [name];
+        event.detail = `SIGSTOP ${name}${name === ctx.leader() ? " (leader)" : ""}`;
+        await ctx.nodes.get(name)!.signal("SIGSTOP");
+        await sleep(hold);
+        await ctx.nodes.get(name)!.signal("SIGCONT");
+        break;
+      }
+      case "partition": {
+        Object.assign(event, partition(ctx));
+        await sleep(hold);
+        ctx.proxies.healAll();
+        break;
+      }
+      case "transfer": {
+        const leader = ctx.leader();
+        const others = [...ctx.nodes.keys()].filter((n) => n !== leader);
+        const to = others[Math.floor(ctx.random() * others.length)];
+        event.nodes = [to];
+        event.detail = `transfer leadership ${leader ?? "?"} → ${to}`;
+        const from = ctx.nodes.get(leader ?? to)!;
+        const res = await post(`${from.url}/cluster/transfer-leader`, "POST", { to });
+        event.applied = res.ok;
+        if (!res.ok) event.note = `HTTP ${res.status}: ${(await res.text()).slice(0, 160)}`;
+        else await res.body?.cancel();
+        break;
+      }
+      case "member": {
+        const leader = ctx.leader();
+        const others = [...ctx.nodes.keys()].filter((n) => n !== leader);
+        const name = others[Math.floor(ctx.random() * others.length)];
+        const through = ctx.nodes.get(leader ?? others.find((n) => n !== name)!)!;
+        event.nodes = [name];
+        event.detail = `remove ${name}, rejoin empty through ${through.spec.name}`;
+        const res = await post(`${through.url}/cluster/members/${name}`, "DELETE");
+        if (!res.ok) {
+          event.applied = false;
+          event.note = `removal refused: HTTP ${res.status}: ${(await res.text()).slice(0, 160)}`;
+          break;
+        }
+        await res.body?.cancel();
+        const node = ctx.nodes.get(name)!;
+        await node.signal("SIGKILL");
+        await node.wipe();
+        await sleep(hold);
+        await restart(ctx, name, {
+          JOIN_URL: through.proxy_url,
+          ADVERTISE_URL: node.proxy_url,
+        });
+        event.note = await waitForVoter(ctx, through, name);
+        break;
+      }
+    }
+  } catch (error) {
+    event.applied = false;
+    event.note = `${(error as Error).message}`.slice(0, 200);
+  } finally {
+    event.end_ms = ctx.now();
+    ctx.events.push(event);
+  }
+}
+
+/** Waits (bounded) until `name` is a voter again as `through` sees the cluster. */
+async function waitForVoter(
+  ctx: NemesisContext,
+  through: NodeProcess,
+  name: string,
+): Promise<string> {
+  const deadline = ctx.now() + 20_000;
+  while (ctx.now() < deadline) {
+    try {
+      const view = await (await fetch(`${through.url}/debug/cluster`, {
+        signal: AbortSignal.timeout(1_000),
+      })).json() as { members: { id: string; role: string }[] };
+      if (view.members.some((m) => m.id === name && m.role === "voter")) {
+        return "rejoined as a voter";
+      }
+    } catch {
+      // retry
+    }
+    await sleep(250);
+  }
+  return "not a voter again within 20 s";
+}
+
+/** Runs faults until `ctx.end_ms`, then heals everything: every node running and continued. */
+export async function runNemesis(ctx: NemesisContext): Promise<void> {
+  try {
+    while (ctx.now() < ctx.end_ms && ctx.faults.length > 0) {
+      await sleep(1_000 + ctx.random() * 2_000);
+      if (ctx.now() >= ctx.end_ms) break;
+      await fault(ctx, ctx.faults[Math.floor(ctx.random() * ctx.faults.length)]);
+    }
+  } finally {
+    await healAll(ctx);
+  }
+}
+
+/** Lifts partitions, continues paused nodes, restarts stopped ones. */
+export async function healAll(ctx: NemesisContext): Promise<void> {
+  ctx.proxies.healAll();
+  for (const [name, node] of ctx.nodes) {
+    if (node.paused) await node.signal("SIGCONT");
+    if (!node.running) await restart(ctx, name);
+  }
+}

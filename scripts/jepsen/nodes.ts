@@ -1,0 +1,137 @@
+/**
+ * The node processes of a run: `deno run src/main.ts` per node on its own data dir and real
+ * port, advertised to the others at its proxy port; stdout and stderr appended to a log file in
+ * the run folder. Every process is ended by its pid; a paused one is continued first.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+
+/** The shared secret of a run's cluster. */
+export const RUN_SECRET = "jepsen-run-secret-0123456789";
+
+export interface NodeSpec {
+  name: string;
+  /** The port the node listens on (clients and the proxy use it). */
+  port: number;
+  /** The port its proxy listens on (the address other nodes know). */
+  proxy_port: number;
+  data_dir: string;
+  log_file: string;
+}
+
+/** One node and its current process, if any. */
+export class NodeProcess {
+  readonly spec: NodeSpec;
+  #child: Deno.ChildProcess | null = null;
+  #paused = false;
+  #done: Promise<void> = Promise.resolve();
+
+  constructor(spec: NodeSpec) {
+    this.spec = spec;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.spec.port}`;
+  }
+
+  get proxy_url(): string {
+    return `http://127.0.0.1:${this.spec.proxy_port}`;
+  }
+
+  get running(): boolean {
+    return this.#child !== null;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  get pid(): number | null {
+    return this.#child?.pid ?? null;
+  }
+
+  /** Starts the process with `env` (plus its own NODE_ID, port, data dir). */
+  async start(env: Record<string, string>): Promise<void> {
+    if (this.#child !== null) throw new Error(`${this.spec.name} is running already`);
+    const log = await Deno.open(this.spec.log_file, { create: true, append: true });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN],
+      env: {
+        ...env,
+        NODE_ID: this.spec.name,
+        HTTP_HOST: "127.0.0.1",
+        HTTP_PORT: String(this.spec.port),
+        DATA_DIR: this.spec.data_dir,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#child = child;
+    const writer = log.writable.getWriter();
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      for await (const chunk of stream) await writer.write(chunk);
+    };
+    this.#done = Promise.all([pump(child.stdout), pump(child.stderr), child.status]).then(
+      () => writer.close(),
+      () => writer.close(),
+    );
+  }
+
+  /** Waits until the node answers /health (or throws after `timeout_ms`). */
+  async ready(timeout_ms: number): Promise<void> {
+    const deadline = Date.now() + timeout_ms;
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(1_000) });
+        await res.body?.cancel();
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`${this.spec.name} did not answer /health within ${timeout_ms} ms`);
+  }
+
+  /** Sends `signal` (continuing a paused process first unless pausing) and, for a kill, waits. */
+  async signal(signal: "SIGKILL" | "SIGTERM" | "SIGSTOP" | "SIGCONT"): Promise<void> {
+    const child = this.#child;
+    if (child === null) return;
+    if (signal === "SIGSTOP") {
+      child.kill("SIGSTOP");
+      this.#paused = true;
+      return;
+    }
+    if (this.#paused) {
+      child.kill("SIGCONT");
+      this.#paused = false;
+    }
+    if (signal === "SIGCONT") return;
+    try {
+      child.kill(signal);
+    } catch {
+      // exited already
+    }
+    await this.#done;
+    this.#child = null;
+  }
+
+  /** Removes the data dir (for a member that rejoins empty). */
+  async wipe(): Promise<void> {
+    await Deno.remove(this.spec.data_dir, { recursive: true }).catch(() => {});
+    await Deno.mkdir(this.spec.data_dir, { recursive: true });
+  }
+}
+
+/** Free loopback ports (bound and released; the caller binds them right after). */
+export function freePorts(n: number): number[] {
+  const listeners = Array.from(
+    { length: n },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
+}

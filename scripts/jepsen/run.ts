@@ -1,0 +1,294 @@
+/**
+ * One Jepsen-style run: N node processes behind fault-injecting proxies, a sink, concurrent
+ * clients and the nemesis for `time_ms`; then heal, wait for the due deliveries, read the final
+ * state of every member, run the checkers and write the run folder (history.json, report.md,
+ * timeline.svg, node logs).
+ *
+ * @module
+ */
+import { sfc32 } from "../../src/raft/prng.ts";
+import {
+  checkFiring,
+  checkLinearizable,
+  checkNoFiringAfterStop,
+  checkNoLostCreates,
+  type CheckResult,
+  checkSameState,
+  type FinalJob,
+  type FinalState,
+  type FiringStats,
+} from "./checks.ts";
+import type { History, LeaderSample } from "./history.ts";
+import { stopwatch } from "./history.ts";
+import { ALL_FAULTS, type FaultKind, healAll, type NemesisContext, runNemesis } from "./nemesis.ts";
+import { freePorts, NodeProcess, RUN_SECRET } from "./nodes.ts";
+import { Proxies } from "./proxy.ts";
+import { renderReport, renderTimeline } from "./report.ts";
+import { startRunSink } from "./sink.ts";
+import { perform, runClient, type WorkloadContext } from "./workload.ts";
+
+export interface RunOptions {
+  seed: number;
+  time_ms: number;
+  nodes: number;
+  clients: number;
+  faults: readonly FaultKind[];
+  /** Where the run folder goes (a folder named after the seed is made in it). */
+  out_dir: string;
+  /** An occurrence must be delivered within this of the moment it could fire. */
+  firing_bound_ms: number;
+  /** Extra environment for every node. */
+  node_env?: Record<string, string>;
+}
+
+export interface RunResult {
+  ok: boolean;
+  dir: string;
+  checks: CheckResult[];
+  stats: FiringStats;
+  history: History;
+}
+
+export const DEFAULT_FAULTS = ALL_FAULTS;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface ClusterView {
+  leader: string | null;
+  term: number;
+  commit_index: number;
+  applied_index: number;
+  members: { id: string; role: string }[];
+}
+
+async function view(url: string): Promise<ClusterView | null> {
+  try {
+    const res = await fetch(`${url}/debug/cluster`, { signal: AbortSignal.timeout(800) });
+    return res.ok ? await res.json() as ClusterView : null;
+  } catch {
+    return null;
+  }
+}
+
+/** All jobs a node serves (local reads, or linearizable ones), page by page. */
+async function listJobs(url: string, linearizable: boolean): Promise<FinalJob[]> {
+  const out: FinalJob[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 1_000; page++) {
+    const query = new URLSearchParams({ limit: "1000" });
+    if (cursor !== null) query.set("cursor", cursor);
+    if (linearizable) query.set("consistency", "linearizable");
+    const res = await fetch(`${url}/jobs?${query}`, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) throw new Error(`GET /jobs on ${url}: HTTP ${res.status}`);
+    const body = await res.json() as {
+      jobs: (FinalJob & { idempotency_key: string | null })[];
+      next_cursor: string | null;
+    };
+    for (const j of body.jobs) {
+      out.push({
+        id: j.id,
+        key: j.idempotency_key,
+        kind: j.kind,
+        status: j.status,
+        next_run_at: j.next_run_at,
+        run_count: j.run_count,
+      });
+    }
+    cursor = body.next_cursor;
+    if (cursor === null) break;
+  }
+  return out;
+}
+
+/** Runs the whole thing; never leaves a process behind. */
+export async function runJepsen(opts: RunOptions): Promise<RunResult> {
+  const dir = `${opts.out_dir}/${opts.seed}`;
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(`${dir}/data`, { recursive: true });
+  const now = stopwatch();
+  const started_at = Date.now();
+  const random = sfc32(opts.seed);
+  const names = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+  const ports = freePorts(names.length * 2);
+  const nodes = new Map(names.map((name, i) => [
+    name,
+    new NodeProcess({
+      name,
+      port: ports[2 * i],
+      proxy_port: ports[2 * i + 1],
+      data_dir: `${dir}/data/${name}`,
+      log_file: `${dir}/${name}.log`,
+    }),
+  ]));
+  const proxies = new Proxies(names);
+  const env: Record<string, string> = {
+    CLUSTER_NODES: names.map((n) => `${n}=${nodes.get(n)!.proxy_url}`).join(","),
+    CLUSTER_SECRET: RUN_SECRET,
+    RAFT_TICK: "50ms",
+    LOG_LEVEL: "INFO",
+    RETRY_BACKOFF_BASE: "500ms",
+    RETRY_BACKOFF_MAX: "2s",
+    ...opts.node_env,
+  };
+  const pids = () => {
+    const m = new Map<number, string>();
+    for (const [name, node] of nodes) if (node.pid !== null) m.set(node.pid, name);
+    return m;
+  };
+  const sink = await startRunSink(now, started_at, pids);
+  const leaders: LeaderSample[] = [];
+  let leader: string | null = null;
+  let monitoring = true;
+  const history: History = {
+    seed: opts.seed,
+    nodes: names,
+    started_at,
+    ops: [],
+    deliveries: sink.deliveries,
+    nemesis: [],
+    leaders,
+    healed_ms: 0,
+    workload_end_ms: 0,
+  };
+  const nemesis: NemesisContext = {
+    random,
+    now,
+    nodes,
+    proxies,
+    env,
+    leader: () => leader,
+    events: history.nemesis,
+    faults: opts.faults.filter((f) => f !== "member" || opts.nodes >= 5),
+    end_ms: 0,
+  };
+  const monitor = (async () => {
+    const last = new Map<string, string>();
+    while (monitoring) {
+      await Promise.all(names.map(async (name) => {
+        const node = nodes.get(name)!;
+        if (!node.running || node.paused) return;
+        const v = await view(node.url);
+        if (v === null) return;
+        const sig = `${v.leader}/${v.term}`;
+        if (last.get(name) !== sig) {
+          last.set(name, sig);
+          leaders.push({ at_ms: now(), node: name, leader: v.leader, term: v.term });
+        }
+        if (v.leader !== null) leader = v.leader;
+      }));
+      await sleep(250);
+    }
+  })();
+  try {
+    for (const [name, node] of nodes) {
+      await Deno.mkdir(node.spec.data_dir, { recursive: true });
+      proxies.listen(name, node.spec.proxy_port, node.spec.port);
+    }
+    await Promise.all([...nodes.values()].map((n) => n.start(env)));
+    await Promise.all([...nodes.values()].map((n) => n.ready(60_000)));
+    await agreedLeader(nodes, 30_000);
+
+    const t0 = now();
+    const ctx: WorkloadContext = {
+      random,
+      now,
+      started_at,
+      urls: new Map(names.map((n) => [n, nodes.get(n)!.url])),
+      sink_url: sink.url,
+      ops: history.ops,
+      keys: new Map(),
+      end_ms: t0 + opts.time_ms,
+    };
+    nemesis.end_ms = t0 + opts.time_ms;
+    await Promise.all([
+      runNemesis(nemesis),
+      ...Array.from({ length: opts.clients }, (_, c) => runClient(ctx, c)),
+    ]);
+    history.workload_end_ms = ctx.end_ms;
+    history.healed_ms = now();
+    const lead = await agreedLeader(nodes, 60_000);
+
+    // Stop the recurring jobs (recorded like client operations) and wait for the due one-offs.
+    const maxDue = Math.max(0, ...[...ctx.keys.values()].map((k) => k.item.due_ms));
+    for (const job of await listJobs(nodes.get(lead)!.url, true)) {
+      if (job.kind !== "once" && job.status !== "cancelled") {
+        await perform(ctx, -1, lead, "cancel", { id: job.id });
+      }
+    }
+    const waitUntil = Math.max(maxDue, history.healed_ms) + opts.firing_bound_ms;
+    while (now() < waitUntil) {
+      const pending = (await listJobs(nodes.get(lead)!.url, true)).filter((j) =>
+        j.kind === "once" && (j.status === "pending" || j.status === "in_progress")
+      );
+      if (pending.length === 0 && now() > maxDue + 1_000) break;
+      await sleep(500);
+    }
+    const final = await finalState(nodes, lead);
+    const lin = checkLinearizable(history);
+    const firing = checkFiring(history, final, opts.firing_bound_ms);
+    const checks = [
+      lin,
+      checkNoLostCreates(history, final),
+      ...firing.results,
+      checkNoFiringAfterStop(history),
+      checkSameState(final),
+    ];
+    const ok = checks.every((c) => c.ok);
+    await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
+    await Deno.writeTextFile(
+      `${dir}/report.md`,
+      renderReport(history, { ...opts, clients: opts.clients }, checks, firing.stats),
+    );
+    await Deno.writeTextFile(`${dir}/timeline.svg`, renderTimeline(history));
+    return { ok, dir, checks, stats: firing.stats, history };
+  } finally {
+    monitoring = false;
+    await monitor;
+    await healAll({ ...nemesis, env }).catch(() => {});
+    for (const node of nodes.values()) await node.signal("SIGKILL");
+    await proxies.close();
+    await sink.close();
+    await Deno.remove(`${dir}/data`, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The leader every running node agrees on. */
+async function agreedLeader(nodes: Map<string, NodeProcess>, timeout_ms: number): Promise<string> {
+  const deadline = Date.now() + timeout_ms;
+  while (Date.now() < deadline) {
+    const views = await Promise.all([...nodes.values()].map((n) => view(n.url)));
+    const leaders = new Set(views.map((v) => v?.leader ?? null));
+    const [only] = leaders;
+    if (leaders.size === 1 && only !== null && only !== undefined) return only;
+    await sleep(200);
+  }
+  throw new Error(`no leader all nodes agree on within ${timeout_ms} ms`);
+}
+
+/**
+ * The leader's jobs (linearizable) and every member's, read locally once all applied indexes
+ * equal the leader's commit index; retried (bounded) until the members agree.
+ */
+async function finalState(nodes: Map<string, NodeProcess>, lead: string): Promise<FinalState> {
+  const line = (j: FinalJob) => `${j.id} ${j.status} ${j.next_run_at} ${j.run_count}`;
+  let per_node = new Map<string, string[]>();
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const leadView = await view(nodes.get(lead)!.url);
+    const members = (leadView?.members ?? []).map((m) => m.id).filter((m) => nodes.has(m));
+    const views = await Promise.all(members.map((m) => view(nodes.get(m)!.url)));
+    const caughtUp = leadView !== null &&
+      views.every((v) => v !== null && v.applied_index === leadView.commit_index);
+    if (caughtUp) {
+      per_node = new Map();
+      for (const m of members) {
+        per_node.set(m, (await listJobs(nodes.get(m)!.url, false)).map(line).sort());
+      }
+      const all = [...per_node.values()].map((l) => l.join("\n"));
+      if (all.every((a) => a === all[0])) break;
+    }
+    await sleep(500);
+  }
+  const jobs = new Map((await listJobs(nodes.get(lead)!.url, true)).map((j) => [j.id, j]));
+  return { jobs, per_node };
+}
