@@ -27,7 +27,7 @@ import {
   startRedis,
   storeAndRestartRedis,
 } from "./bench/peer.ts";
-import { cpuSeconds, REPO_ROOT } from "./bench/proc.ts";
+import { cpuSeconds, REPO_ROOT, stopChildrenOnSignal } from "./bench/proc.ts";
 import { markdownTable, mb, ms, rate, ratio, seconds } from "./bench/report.ts";
 import { type LatenessResult, SinkProcess } from "./bench/sink.ts";
 import { median } from "./bench/stats.ts";
@@ -385,6 +385,7 @@ async function main(): Promise<void> {
   const { sizes, skip_peer } = parseOptions();
   const load_before = await loadAverage();
   const dir = await Deno.makeTempDir({ prefix: "tickraft-bench-" });
+  stopChildrenOnSignal(() => Deno.remove(dir, { recursive: true }));
   const results: Results = { creates: new Map(), batch: { ours: [], peer: [] }, notes: [] };
   const stops: (() => Promise<void>)[] = [];
   let failure: unknown = null;

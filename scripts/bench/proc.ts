@@ -11,6 +11,9 @@ export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 
 const TAIL_BYTES_MAX = 8_192;
 
+/** Children still running, so an interrupted run can stop them (see {@link stopChildrenOnSignal}). */
+const running = new Set<Child>();
+
 /** A child process started by {@link spawnChild}. */
 export interface Child {
   readonly name: string;
@@ -25,7 +28,6 @@ export interface Child {
 
 /** Options of {@link spawnChild}. */
 export interface SpawnOptions {
-  cwd?: string;
   /** Called with each chunk of stderr text (after it is added to the tail). */
   onStderr?: (text: string) => void;
 }
@@ -38,7 +40,10 @@ async function drain(
   for await (const chunk of stream) onText(decoder.decode(chunk, { stream: true }));
 }
 
-/** Starts `command args` with stdin closed and stdout/stderr drained into a bounded tail. */
+/**
+ * Starts `command args` in the repository root with stdin closed and stdout/stderr drained into
+ * a bounded tail.
+ */
 export function spawnChild(
   name: string,
   command: string,
@@ -47,7 +52,7 @@ export function spawnChild(
 ): Child {
   const process = new Deno.Command(command, {
     args,
-    cwd: options.cwd ?? REPO_ROOT,
+    cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -78,7 +83,25 @@ export function spawnChild(
     await exited;
     clearTimeout(timer);
   };
-  return { name, pid: process.pid, exited, tail: () => tail, stop };
+  const child = { name, pid: process.pid, exited, tail: () => tail, stop };
+  running.add(child);
+  exited.then(() => running.delete(child));
+  return child;
+}
+
+/**
+ * On SIGINT or SIGTERM, stops every child still running (by its pid), runs `cleanup`, and exits
+ * with 130: an interrupted benchmark leaves no node, sink or redis-server behind.
+ */
+export function stopChildrenOnSignal(cleanup: () => Promise<void>): void {
+  const onSignal = async () => {
+    console.error("interrupted: stopping child processes");
+    await Promise.all([...running].map((child) => child.stop(5_000)));
+    await cleanup();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
 }
 
 /** A free TCP port on 127.0.0.1 (taken from the kernel, then released). */
