@@ -6,7 +6,8 @@
  * @module
  */
 
-const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+/** The node's entry point in this checkout. */
+export const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 
 /** The shared secret of a run's cluster. */
 export const RUN_SECRET = "jepsen-run-secret-0123456789";
@@ -19,6 +20,8 @@ export interface NodeSpec {
   proxy_port: number;
   data_dir: string;
   log_file: string;
+  /** The entry point to run (this checkout's src/main.ts, or a deliberately broken copy). */
+  main: string;
 }
 
 /** One node and its current process, if any. */
@@ -57,7 +60,7 @@ export class NodeProcess {
     if (this.#child !== null) throw new Error(`${this.spec.name} is running already`);
     const log = await Deno.open(this.spec.log_file, { create: true, append: true });
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN],
+      args: ["run", "--allow-all", this.spec.main],
       env: {
         ...env,
         NODE_ID: this.spec.name,

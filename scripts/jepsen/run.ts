@@ -20,8 +20,8 @@ import {
 } from "./checks.ts";
 import type { History, LeaderSample } from "./history.ts";
 import { stopwatch } from "./history.ts";
-import { ALL_FAULTS, type FaultKind, healAll, type NemesisContext, runNemesis } from "./nemesis.ts";
-import { freePorts, NodeProcess, RUN_SECRET } from "./nodes.ts";
+import { type FaultKind, healAll, type NemesisContext, runNemesis } from "./nemesis.ts";
+import { freePorts, MAIN, NodeProcess, RUN_SECRET } from "./nodes.ts";
 import { Proxies } from "./proxy.ts";
 import { renderReport, renderTimeline } from "./report.ts";
 import { startRunSink } from "./sink.ts";
@@ -37,8 +37,8 @@ export interface RunOptions {
   out_dir: string;
   /** An occurrence must be delivered within this of the moment it could fire. */
   firing_bound_ms: number;
-  /** Extra environment for every node. */
-  node_env?: Record<string, string>;
+  /** The node entry point (default: this checkout's src/main.ts). */
+  main?: string;
 }
 
 export interface RunResult {
@@ -48,8 +48,6 @@ export interface RunResult {
   stats: FiringStats;
   history: History;
 }
-
-export const DEFAULT_FAULTS = ALL_FAULTS;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -118,6 +116,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       proxy_port: ports[2 * i + 1],
       data_dir: `${dir}/data/${name}`,
       log_file: `${dir}/${name}.log`,
+      main: opts.main ?? MAIN,
     }),
   ]));
   const proxies = new Proxies(names);
@@ -128,7 +127,6 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     LOG_LEVEL: "INFO",
     RETRY_BACKOFF_BASE: "500ms",
     RETRY_BACKOFF_MAX: "2s",
-    ...opts.node_env,
   };
   const pids = () => {
     const m = new Map<number, string>();

@@ -72,19 +72,17 @@ export function startRunSink(
   pids: () => Map<number, string>,
 ): Promise<RunSink> {
   const deliveries: Delivery[] = [];
-  const senders = new Map<number, Promise<string | null>>();
+  const senders = new Map<number, { at: number; owner: Promise<string | null> }>();
   let port = 0;
   const sender = (remote_port: number): Promise<string | null> => {
-    let found = senders.get(remote_port);
-    if (found === undefined) {
-      found = socketInode(remote_port, port).then((inode) =>
-        inode === null ? null : ownerOf(inode, pids())
-      );
-      senders.set(remote_port, found);
-      // A port is reused by later connections; forget it once this one has surely ended.
-      setTimeout(() => senders.delete(remote_port), 5_000);
-    }
-    return found;
+    const known = senders.get(remote_port);
+    // A port is reused by later connections: trust a lookup for a few seconds only.
+    if (known !== undefined && now() - known.at < 5_000) return known.owner;
+    const owner = socketInode(remote_port, port).then((inode) =>
+      inode === null ? null : ownerOf(inode, pids())
+    );
+    senders.set(remote_port, { at: now(), owner });
+    return owner;
   };
   return new Promise((resolve) => {
     const server = Deno.serve({
@@ -101,7 +99,13 @@ export function startRunSink(
     }, async (request, info) => {
       const arrival_ms = now();
       const from = sender(info.remoteAddr.port);
-      const body = await request.text();
+      let body: string;
+      try {
+        body = await request.text();
+      } catch {
+        // The sender died mid-request: not a delivery (it is sent again, with the same key).
+        return new Response(null, { status: 400 });
+      }
       const path = new URL(request.url).pathname;
       if (!path.startsWith("/hook/")) return new Response(null, { status: 404 });
       let parsed: { job_id?: string; scheduled_at?: string; attempt?: number } = {};
