@@ -5,6 +5,9 @@
 #   docker build -t tickraft .
 #   docker run -p 8080:8080 -v tickraft-data:/data tickraft
 #
+# Without cluster settings the container is a single node. A 3-node cluster: deploy/compose
+# (static CLUSTER_NODES), deploy/k8s (DNS discovery), fly.toml (Fly discovery); see deploy/README.md.
+#
 # The builder stage runs `deno task compile`, which downloads `denort` (the runtime that
 # `deno compile` copies) from Deno's servers: build where that download works. The binary holds
 # the node, its migrations and libSQL's native addon for the builder's platform, so build on the
@@ -31,8 +34,9 @@ ENV DATA_DIR=/data \
 USER 65532:65532
 VOLUME /data
 EXPOSE 8080
-# SIGTERM stops the node gracefully (deliveries in flight get 5 s; in cluster mode, once it is
-# built, a leader first hands leadership over): give it time with `docker stop -t 30`.
+# SIGTERM stops the node gracefully: deliveries in flight get 5 s, then in a cluster a leader hands
+# leadership to the most caught-up voter and waits up to 5 s for it. Give it time with
+# `docker stop -t 30` (compose: stop_grace_period, Kubernetes: terminationGracePeriodSeconds).
 STOPSIGNAL SIGTERM
 # No shell or curl here: the binary's own CLI asks the node (GET /debug/cluster and GET /health)
 # and exits 1 when it does not answer. Change the URL if you change HTTP_PORT.
