@@ -71,9 +71,15 @@ export class Proxies {
 
   async #handle(to: string, target_port: number, request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const body = request.method === "GET" || request.method === "HEAD"
-      ? undefined
-      : new Uint8Array(await request.arrayBuffer());
+    let body: Uint8Array<ArrayBuffer> | undefined;
+    try {
+      body = request.method === "GET" || request.method === "HEAD"
+        ? undefined
+        : new Uint8Array(await request.arrayBuffer());
+    } catch {
+      // The sender died mid-request.
+      return new Response(null, { status: 400 });
+    }
     const from = this.#sender(url.pathname, request.headers, body);
     if (from !== null && this.#blocked.has(`${from}->${to}`)) {
       const pair = `${from}->${to}`;

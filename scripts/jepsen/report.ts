@@ -48,7 +48,9 @@ export function renderReport(
       new Date(h.started_at).toISOString()
     }. Replay: \`./deno task jepsen --seed ${h.seed} --time ${
       opts.time_ms / 1_000
-    }s --nodes ${opts.nodes}\`.`,
+    }s --nodes ${opts.nodes} --clients ${opts.clients} --faults ${opts.faults.join(",")} --bound ${
+      opts.firing_bound_ms / 1_000
+    }s\`.`,
     "",
     "## Checkers",
     "",

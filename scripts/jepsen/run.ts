@@ -235,7 +235,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
     await Deno.writeTextFile(
       `${dir}/report.md`,
-      renderReport(history, { ...opts, clients: opts.clients }, checks, firing.stats),
+      renderReport(history, { ...opts, faults: nemesis.faults }, checks, firing.stats),
     );
     await Deno.writeTextFile(`${dir}/timeline.svg`, renderTimeline(history));
     return { ok, dir, checks, stats: firing.stats, history };
