@@ -30,6 +30,8 @@ import { HttpTransport } from "./transport.ts";
 
 /** How often the leader tries to promote caught-up learners. */
 const PROMOTE_EVERY_MS = 250;
+/** A learner is promoted once it acknowledged entries within this many of the commit index. */
+const PROMOTE_LAG_MAX = 64;
 /** Longest wait for a leadership transfer on shutdown. */
 const TRANSFER_WAIT_MS = 5_000;
 
@@ -193,8 +195,12 @@ export class ClusterNode {
     return id === 0 ? null : this.log.members.get(id) ?? null;
   }
 
-  /** Runs on the leader: adds `name` at `address` as a learner; it is promoted once caught up. */
-  async join(name: string, address: string): Promise<Member> {
+  /**
+   * Runs on the leader: adds `name` at `address` as a learner; it is promoted once caught up.
+   * Answers with the address book, which the new node needs to answer anyone before it has
+   * caught up with the log that replicates it.
+   */
+  async join(name: string, address: string): Promise<Member & { members: Member[] }> {
     const id = nodeNumericId(name);
     const existing = this.log.members.get(id);
     if (existing !== undefined && existing.name !== name) {
@@ -202,16 +208,20 @@ export class ClusterNode {
         `node name ${name} maps to the same Raft id as ${existing.name}; choose another NODE_ID`,
       );
     }
-    const member: Member = { id, name, address };
-    const conf = this.log.conf;
-    if (conf.voters.includes(id) || conf.learners.includes(id)) {
-      if (existing?.address !== address) await this.log.setMember(member);
-      return member;
+    if (this.log.conf.voters.includes(id)) {
+      // Only a node without Raft state asks to join: a voter doing so has lost its log, and a
+      // voter with an empty log could elect a leader that lacks committed entries.
+      throw new ConflictError(
+        `node ${name} is already a voter; if it lost its data, remove it first (DELETE /cluster/members/${name}) and start it again`,
+      );
     }
-    await this.log.setMember(member);
-    await this.#retryRefusals(() => this.log.changeMembership({ op: "addLearner", node: id }));
-    this.#o.logger.info("member joined as learner", { member: name, address });
-    return member;
+    const member: Member = { id, name, address };
+    if (existing?.address !== address) await this.log.setMember(member);
+    if (!this.log.conf.learners.includes(id)) {
+      await this.#retryRefusals(() => this.log.changeMembership({ op: "addLearner", node: id }));
+      this.#o.logger.info("member joined as learner", { member: name, address });
+    }
+    return { ...member, members: [...this.log.members.values()] };
   }
 
   /** Runs on the leader: removes a member (the leader itself steps down once it commits). */
@@ -325,6 +335,13 @@ export class ClusterNode {
     if (!this.log.isLeader()) return;
     const learner = this.log.conf.learners[0];
     if (learner === undefined) return;
+    const progress = this.log.node.replication().get(learner);
+    const commit = this.log.status().commit;
+    if (
+      progress === undefined || progress.match === 0 || commit - progress.match > PROMOTE_LAG_MAX
+    ) {
+      return;
+    }
     this.log.changeMembership({ op: "addVoter", node: learner }).then(
       () =>
         this.#o.logger.info("learner promoted to voter", {
@@ -371,6 +388,8 @@ export class ClusterNode {
         });
         const text = await response.text();
         if (response.ok) {
+          const body = JSON.parse(text) as { members?: Member[] };
+          this.log.learnMembers(body.members ?? []);
           this.#o.logger.info("joined the cluster", { through: url });
           return;
         }
@@ -415,28 +434,51 @@ async function firstStartPlan(
     delay_ms: 2_000,
     min_peers: config.bootstrap_expect,
   });
-  for (const peer of peers) {
-    if (peer.name === self.name) continue;
-    try {
-      const response = await fetch(`${peer.address}/health`, {
-        signal: AbortSignal.timeout(2_000),
-      });
-      const health = await response.json() as { mode?: string; leader?: string | null };
-      if (health.mode === "cluster" && typeof health.leader === "string") {
+  const deadline = Date.now() + config.discovery_wait_ms;
+  for (;;) {
+    let clusterSeen = false;
+    for (const peer of peers) {
+      if (peer.name === self.name) continue;
+      const health = await peerHealth(peer.address);
+      if (health?.mode !== "cluster") continue;
+      if (typeof health.leader === "string") {
         logger.info("found a running cluster; joining", { through: peer.name });
         return { bootstrap: [], join_url: peer.address };
       }
-    } catch {
-      // not up yet, or not reachable: it takes part in the bootstrap below
+      clusterSeen = true;
     }
+    // Peers that run a cluster without a leader are electing one: wait rather than bootstrap a
+    // second cluster beside theirs. With none, the discovered members bootstrap together.
+    if (!clusterSeen || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
   logger.info("bootstrapping a new cluster", { members: peers.map((p) => p.name) });
   return { bootstrap: peers.map(asMember), join_url: null };
 }
 
-/** Whether the configuration asks for cluster mode (otherwise the node runs alone). */
+async function peerHealth(
+  address: string,
+): Promise<{ mode?: string; leader?: string | null } | null> {
+  try {
+    const response = await fetch(`${address}/health`, { signal: AbortSignal.timeout(2_000) });
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the node runs in cluster mode: asked for by the configuration, or its data dir holds
+ * Raft state already (a joined node restarted without JOIN_URL stays a member).
+ */
 export function clusterWanted(config: Config, env: Record<string, string | undefined>): boolean {
   if (config.peers !== "" || config.join_url !== "") return true;
+  try {
+    Deno.statSync(`${config.data_dir}/raft.db`);
+    return true;
+  } catch {
+    // no Raft state: decided by the settings below
+  }
   if (config.discovery_strategy === "fly" || config.discovery_strategy === "dns") return true;
   return config.discovery_strategy === "auto" && (env.FLY_APP_NAME ?? "") !== "";
 }

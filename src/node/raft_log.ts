@@ -183,6 +183,20 @@ export class RaftCommandLog implements CommandLog {
     return () => this.#listeners = this.#listeners.filter((l) => l !== listener);
   }
 
+  /**
+   * Adds addresses learned outside the log (the join answer) for members this node does not
+   * know yet; the replicated address book replaces them as the node catches up.
+   */
+  learnMembers(members: readonly Member[]): void {
+    let added = false;
+    for (const m of members) {
+      if (this.#members.has(m.id)) continue;
+      this.#members.set(m.id, m);
+      added = true;
+    }
+    if (added) this.#o.onMembers?.(this.#members);
+  }
+
   /** Hands messages from peers to the core. */
   receive(messages: readonly Message[]): void {
     if (!this.#running) return;
