@@ -4,6 +4,8 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { consoleRoutes } from "../console/routes.tsx";
+import type { LatenessRing } from "../console/lateness.ts";
 import type { Logger } from "../logger.ts";
 import { errorResponse, PayloadTooLargeError } from "./errors.ts";
 import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster.ts";
@@ -25,6 +27,8 @@ export interface AppDeps extends JobsDeps {
   logger: Logger;
   /** Present in cluster mode: the Raft routes and leader routing. */
   cluster?: { raft: Hono; api: ClusterApi };
+  /** Present when the node serves the web console (`/console`, and `/` redirecting to it). */
+  console?: { lateness: LatenessRing };
 }
 
 export function createApp(deps: AppDeps): Hono {
@@ -57,6 +61,10 @@ export function createApp(deps: AppDeps): Hono {
     app.route("/", clusterRoutes(deps.cluster.api));
   }
   app.route("/jobs", jobsRoutes(deps));
+  if (deps.console !== undefined) {
+    app.get("/", (c) => c.redirect("/console"));
+    app.route("/console", consoleRoutes({ ...deps, lateness: deps.console.lateness }));
+  }
   app.get("/health", (c) => c.json(deps.node.health()));
   app.get("/debug/cluster", (c) => c.json(deps.node.cluster()));
   app.get("/metrics", async (c) => {

@@ -3,6 +3,7 @@
  * tests). Names follow Prometheus conventions: `tickraft_` prefix, base units, `_total` counters.
  */
 import client from "prom-client";
+import { LatenessRing } from "../console/lateness.ts";
 import type { SchedulerMetrics } from "../scheduler/scheduler.ts";
 import type { LogObserver } from "./local_log.ts";
 
@@ -118,8 +119,12 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
     registers: [this.registry],
   });
 
+  /** The last 10 minutes of firing lateness, for the console's chart. */
+  readonly recentLateness = new LatenessRing();
+
   lateness(seconds: number): void {
     this.firingLateness.observe(seconds);
+    this.recentLateness.record(seconds);
   }
 
   delivery(outcome: "success" | "failure" | "aborted", error_class: string | null): void {

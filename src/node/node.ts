@@ -143,6 +143,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     onCreated: (n) => metrics.jobsCreated.inc(n),
     onRejected: (reason) => metrics.rejections.inc({ reason }),
     onDeleted: () => metrics.jobsDeleted.inc(),
+    console: { lateness: metrics.recentLateness },
     cluster: cluster === null ? undefined : {
       raft: cluster.routes,
       api: {
