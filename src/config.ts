@@ -55,6 +55,15 @@ const port = z.coerce.number().int().min(0).max(65_535);
 const secretList = z.string().transform((text) =>
   text.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 );
+const tokenList = secretList.pipe(z.array(
+  z.string().regex(
+    /^[A-Za-z0-9._~+/-]{16,}=*$/,
+    "use tokens of 16+ characters among A-Z a-z 0-9 - . _ ~ + / (e.g. openssl rand -hex 32)",
+  ),
+));
+const boolean = z.string().transform((text) => text.toLowerCase()).pipe(
+  z.enum(["true", "false"], { error: "use true or false" }),
+).transform((text) => text === "true");
 
 interface Setting {
   env: string;
@@ -198,6 +207,27 @@ export const SETTINGS = {
     default: "10000",
     help: "Most jobs in one POST /jobs/batch",
     schema: positiveInt,
+  },
+  api_tokens_admin: {
+    env: "API_TOKENS_ADMIN",
+    flag: "api-tokens-admin",
+    default: "",
+    help: "API bearer tokens allowed every call, comma-separated; both lists empty: no auth",
+    schema: tokenList,
+  },
+  api_tokens_read: {
+    env: "API_TOKENS_READ",
+    flag: "api-tokens-read",
+    default: "",
+    help: "API bearer tokens allowed GET and HEAD only (writes get 403), comma-separated",
+    schema: tokenList,
+  },
+  auth_open_health: {
+    env: "AUTH_OPEN_HEALTH",
+    flag: "auth-open-health",
+    default: "true",
+    help: "true: /health and /metrics answer without a token; false: they need one too",
+    schema: boolean,
   },
   commit_batch_max: {
     env: "COMMIT_BATCH_MAX",

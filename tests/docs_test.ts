@@ -4,20 +4,7 @@ import { SETTINGS } from "../src/config.ts";
 import { type AppDeps, createApp } from "../src/http/app.ts";
 import type { ClusterApi } from "../src/http/cluster.ts";
 import { raftRoutes } from "../src/http/raft.ts";
-
-const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
-
-/** Rows of the Markdown table under `## heading`, as arrays of cell texts. */
-function tableUnder(heading: string): string[][] {
-  const section = README.split(/^## /m).find((s) => s.startsWith(heading));
-  assert.ok(section !== undefined, `README has a "## ${heading}" section`);
-  return section.split("\n")
-    .filter((line) => line.startsWith("|") && !/^\|\s*-/.test(line))
-    .slice(1)
-    .map((line) => line.split("|").slice(1, -1).map((cell) => cell.trim()));
-}
-
-const unquote = (cell: string) => cell.replace(/`/g, "");
+import { documentedRoutes, tableUnder, unquote } from "./support/readme.ts";
 
 Deno.test("README configuration table lists every setting with its flag and default", () => {
   const rows = tableUnder("Configuration").map((r) => r.map(unquote));
@@ -46,13 +33,14 @@ Deno.test("README API table lists exactly the routes a cluster node serves", () 
     onMessages: () => {},
     onUnauthorized: () => {},
   });
-  const app = createApp({
+  const deps: Partial<AppDeps> = {
     max_body_bytes: 1,
+    auth: { admin_tokens: [], read_tokens: [], open_health: true, onRefused: () => {} },
     cluster: { raft, api: {} as ClusterApi },
-  } as AppDeps);
+  };
+  const app = createApp(deps as AppDeps);
   const served = app.routes
     .filter((r) => r.method !== "ALL")
     .map((r) => `${r.method} ${r.path.replace(/\/$/, "").replace(/:(\w+)/g, "{$1}")}`);
-  const documented = tableUnder("API").map((r) => `${r[0]} ${unquote(r[1]).replace(/\?.*$/, "")}`);
-  assert.deepEqual([...new Set(documented)].sort(), [...new Set(served)].sort());
+  assert.deepEqual(documentedRoutes(), [...new Set(served)].sort());
 });

@@ -1,15 +1,18 @@
 /**
- * The node's Hono app: the jobs API, health, cluster view and metrics, with the cross-cutting
- * middleware (body limit, request metrics, errors) in one place.
+ * The node's Hono app: the jobs API, health, cluster view, metrics and the OpenAPI document, with
+ * the cross-cutting middleware (request metrics, API tokens, body limit, errors) in one place.
  */
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { consoleRoutes } from "../console/routes.tsx";
 import type { LatenessRing } from "../console/lateness.ts";
 import type { Logger } from "../logger.ts";
+import { apiAuth, type ApiAuthOptions } from "./auth.ts";
 import { errorResponse, PayloadTooLargeError } from "./errors.ts";
 import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster.ts";
 import { type JobsDeps, jobsRoutes } from "./jobs.ts";
+import { serveOpenApi } from "./openapi.ts";
 
 /** What the node exposes to the system routes. */
 export interface NodeView {
@@ -25,14 +28,16 @@ export interface AppDeps extends JobsDeps {
   max_body_bytes: number;
   node: NodeView;
   logger: Logger;
+  /** API tokens (none: the API is open). */
+  auth: ApiAuthOptions;
   /** Present in cluster mode: the Raft routes and leader routing. */
   cluster?: { raft: Hono; api: ClusterApi };
   /** Present when the node serves the web console (`/console`, and `/` redirecting to it). */
   console?: { lateness: LatenessRing };
 }
 
-export function createApp(deps: AppDeps): Hono {
-  const app = new Hono();
+export function createApp(deps: AppDeps): OpenAPIHono {
+  const app = new OpenAPIHono();
 
   app.use(async (c, next) => {
     const started = performance.now();
@@ -46,6 +51,8 @@ export function createApp(deps: AppDeps): Hono {
       (performance.now() - started) / 1_000,
     );
   });
+  // Before the body limit and leader routing: a request without a valid token costs no more.
+  app.use(apiAuth(deps.auth));
   app.use(bodyLimit({
     maxSize: deps.max_body_bytes,
     onError: () => {
@@ -71,6 +78,7 @@ export function createApp(deps: AppDeps): Hono {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     return c.body(await deps.node.metricsText());
   });
+  serveOpenApi(app);
 
   app.notFound((c) =>
     c.json({

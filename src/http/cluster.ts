@@ -5,11 +5,11 @@
  * ReadIndex round on the leader.
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { z } from "zod";
 import { ValidationError } from "../scheduler/errors.ts";
 import { NotLeaderError } from "../scheduler/log.ts";
 import { fieldIssues } from "./errors.ts";
 import { readJson } from "./jobs.ts";
+import { joinSchema, transferSchema } from "./schemas.ts";
 
 /** What the HTTP layer needs of a cluster member. */
 export interface ClusterApi {
@@ -24,13 +24,6 @@ export interface ClusterApi {
   /** Behind Fly's proxy: answer `fly-replay` instead of proxying. */
   fly_replay: boolean;
 }
-
-const joinSchema = z.object({
-  node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "use 1-64 letters, digits, . _ or -"),
-  address: z.url({ protocol: /^https?$/, error: "use the node's http(s) base URL" }),
-}).strict();
-
-const transferSchema = z.object({ to: z.string().min(1).max(64).optional() }).strict();
 
 const FORWARDED = "X-Tickraft-Forwarded-By";
 

@@ -1,13 +1,17 @@
 /**
- * Wire shapes of the jobs API, one zod schema each. Requests are validated here into the
- * scheduler's `JobInput`; responses are built by the `*Json` functions.
+ * Wire shapes of the API, one zod schema each. Requests are validated here into the scheduler's
+ * `JobInput`; responses are built by the `*Json` functions, typed by the response schemas, which
+ * (with the request schemas) make the OpenAPI document (`src/http/openapi.ts`). A schema with a
+ * `meta` id is a named component of that document.
  */
 import { z } from "zod";
 import { isReservedHeader, webhookUrlProblem } from "../scheduler/delivery.ts";
 import {
   type ExecutionRecord,
+  type ExecutionStatus,
   JOB_STATUSES,
   type JobRecord,
+  type JobStatus,
   type JobType,
 } from "../scheduler/model.ts";
 import { validateCron, validateTimezone } from "../scheduler/recurrence.ts";
@@ -25,20 +29,21 @@ const TYPE_ALIASES: Record<string, JobType> = {
 const isTypeName = (t: string) => Object.hasOwn(TYPE_ALIASES, t);
 const TYPE_HINT = "use one of once, cron, interval (or the seed's unico, recurrente)";
 
-const isoTime = z.string().refine(
-  (text) =>
-    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(text) &&
-    !Number.isNaN(Date.parse(text)),
-  { message: "use an ISO 8601 time with a zone, e.g. 2026-12-25T10:00:00Z" },
-).transform((text) => Date.parse(text));
+const isoTime = z.string().meta({ format: "date-time", description: "ISO 8601 with a zone" })
+  .refine(
+    (text) =>
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(text) &&
+      !Number.isNaN(Date.parse(text)),
+    { message: "use an ISO 8601 time with a zone, e.g. 2026-12-25T10:00:00Z" },
+  ).transform((text) => Date.parse(text));
 
 const seconds = (max_s: number) => z.number().positive().max(max_s);
 
 /** Body of `POST /jobs` (and each item of `POST /jobs/batch`). */
 export const jobCreateSchema = z.object({
-  type: z.string({ error: `"type" is required: ${TYPE_HINT}` }).refine(isTypeName, {
-    message: TYPE_HINT,
-  }),
+  type: z.string({ error: `"type" is required: ${TYPE_HINT}` })
+    .meta({ description: "once, cron or interval (or the seed's unico, recurrente)" })
+    .refine(isTypeName, { message: TYPE_HINT }),
   name: z.string().max(200).optional(),
   timestamp: isoTime.optional(),
   run_at: isoTime.optional(),
@@ -104,7 +109,7 @@ export const jobCreateSchema = z.object({
   if (ends !== undefined && body.starts_at !== undefined && ends < body.starts_at) {
     issue("last_date", "last_date is before starts_at");
   }
-});
+}).meta({ id: "JobCreate" });
 
 export type JobCreateBody = z.output<typeof jobCreateSchema>;
 
@@ -163,10 +168,189 @@ export const executionsQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
 }).strict();
 
+/** Body of `POST /join`. */
+export const joinSchema = z.object({
+  node_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "use 1-64 letters, digits, . _ or -"),
+  address: z.url({ protocol: /^https?$/, error: "use the node's http(s) base URL" }),
+}).strict();
+
+/** Body of `POST /cluster/transfer-leader`. */
+export const transferSchema = z.object({ to: z.string().min(1).max(64).optional() }).strict();
+
 const iso = (ms: number | null) => ms === null ? null : new Date(ms).toISOString();
 
+const time = z.iso.datetime();
+const EXECUTION_STATUSES = [
+  "in_progress",
+  "retrying",
+  "completed",
+  "failed",
+  "skipped",
+  "missed",
+  "cancelled",
+  "replaced",
+] as const satisfies readonly ExecutionStatus[];
+
+/** Every error answer: `{error, code, details}`. */
+export const errorSchema = z.object({
+  error: z.string().meta({ description: "What went wrong and what to fix" }),
+  code: z.string().meta({
+    description: "invalid_request, unauthorized, forbidden, not_found, conflict, …",
+  }),
+  details: z.union([
+    z.array(z.object({ path: z.string(), message: z.string() })),
+    z.object({ leader: z.string().nullable(), leader_address: z.string().nullable() }),
+  ]).optional().meta({
+    description: "400: one entry per bad field; 503 not_leader: the leader, when known",
+  }),
+}).meta({ id: "Error" });
+
+/** A job as the API shows it. */
+export const jobSchema = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  type: z.string().meta({ description: "The type name as sent (once, cron, interval, …)" }),
+  kind: z.enum(["once", "cron", "interval"]),
+  timestamp: time.nullable(),
+  cron_expression: z.string().nullable(),
+  interval_seconds: z.number().nullable(),
+  timezone: z.string(),
+  starts_at: time.nullable(),
+  last_date: time.nullable(),
+  webhook_url: z.string().nullable(),
+  method: z.enum(["POST", "PUT", "PATCH", "GET", "DELETE"]),
+  headers: z.record(z.string(), z.string()),
+  payload: z.unknown(),
+  has_secret: z.boolean(),
+  overlap_policy: z.enum(["allow", "forbid", "replace"]),
+  catchup_window_seconds: z.number(),
+  max_attempts: z.number().int(),
+  timeout_seconds: z.number(),
+  idempotency_key: z.string().nullable(),
+  status: z.enum(JOB_STATUSES as [JobStatus, ...JobStatus[]]),
+  next_run_at: time.nullable(),
+  created_at: time,
+  updated_at: time,
+  cancel_reason: z.string().nullable(),
+  last_run_at: time.nullable(),
+  last_status: z.enum(EXECUTION_STATUSES).nullable(),
+  attempt_count: z.number().int(),
+  run_count: z.number().int(),
+}).strict().meta({ id: "Job" });
+
+/** An execution as the API shows it. */
+export const executionSchema = z.object({
+  id: z.string(),
+  job_id: z.string(),
+  scheduled_at: time,
+  trigger: z.enum(["schedule", "catch_up", "manual"]),
+  status: z.enum(EXECUTION_STATUSES),
+  attempt: z.number().int(),
+  started_at: time,
+  finished_at: time.nullable(),
+  status_code: z.number().int().nullable(),
+  error_class: z.string().nullable(),
+  error: z.string().nullable(),
+  duration_ms: z.number().nullable(),
+  next_attempt_at: time.nullable(),
+  redeliveries: z.number().int(),
+  missed_count: z.number().int(),
+  idempotency_key: z.string(),
+  response_excerpt: z.string().nullable(),
+}).strict().meta({ id: "Execution" });
+
+/** `GET /jobs`. */
+export const jobListSchema = z.object({
+  jobs: z.array(jobSchema),
+  next_cursor: z.string().nullable(),
+}).strict().meta({ id: "JobList" });
+
+/** `POST /jobs/batch`. */
+export const batchResultSchema = z.object({
+  created: z.number().int(),
+  existing: z.number().int(),
+  jobs: z.array(jobSchema.extend({ created: z.boolean() })),
+}).strict().meta({ id: "BatchResult" });
+
+/** `GET /jobs/{id}/status`. */
+export const jobStatusSchema = z.object({
+  job_id: z.string(),
+  status: jobSchema.shape.status,
+  attempt_count: z.number().int(),
+  run_count: z.number().int(),
+  last_run_at: time.nullable(),
+  last_status: jobSchema.shape.last_status,
+  next_run_at: time.nullable(),
+  cancel_reason: z.string().nullable(),
+  current_execution: executionSchema.nullable(),
+  last_execution: executionSchema.nullable(),
+}).strict().meta({ id: "JobStatus" });
+
+/** `GET /jobs/{id}/executions`. */
+export const executionListSchema = z.object({
+  job_id: z.string(),
+  executions: z.array(executionSchema),
+  next_cursor: z.string().nullable(),
+}).strict().meta({ id: "ExecutionList" });
+
+/** `DELETE /jobs/{id}`. */
+export const deletedSchema = z.object({ id: z.string(), deleted: z.literal(true) }).strict();
+
+/** `POST /jobs/{id}/trigger`. */
+export const triggeredSchema = z.object({ job_id: z.string(), execution_id: z.string() })
+  .strict();
+
+/** `GET /health`. */
+export const healthSchema = z.object({
+  status: z.literal("ok"),
+  node_id: z.string(),
+  mode: z.enum(["single", "cluster"]),
+  role: z.string().meta({ description: "leader, follower, candidate, …" }),
+  leader: z.string().nullable(),
+  firing: z.boolean(),
+  uptime_seconds: z.number(),
+  applied_index: z.number().int(),
+  jobs: z.object({
+    total: z.number().int(),
+    limit: z.number().int(),
+    by_status: z.record(z.string(), z.number().int()),
+  }),
+  queue: z.object({
+    timer_entries: z.number().int(),
+    inflight_deliveries: z.number().int(),
+    max_inflight_deliveries: z.number().int(),
+    proposals_queued: z.number().int(),
+  }),
+  memory: z.object({
+    rss_bytes: z.number(),
+    limit_bytes: z.number(),
+    utilization_percent: z.number(),
+  }),
+}).meta({ id: "Health" });
+
+/** `GET /debug/cluster`. */
+export const clusterViewSchema = z.object({
+  node_id: z.string(),
+  role: z.string(),
+  leader: z.string().nullable(),
+  term: z.number().int(),
+  commit_index: z.number().int(),
+  applied_index: z.number().int(),
+  last_index: z.number().int().optional(),
+  members: z.array(z.object({
+    id: z.string(),
+    address: z.string(),
+    role: z.enum(["voter", "learner"]),
+    match_index: z.number().int().nullable(),
+    lag: z.number().int().nullable(),
+  })),
+  transport: z.record(z.string(), z.unknown()).optional().meta({
+    description: "Per-peer transport statistics (cluster mode)",
+  }),
+}).meta({ id: "ClusterView" });
+
 /** A job as the API shows it (the secret is never shown). */
-export function jobJson(job: JobRecord) {
+export function jobJson(job: JobRecord): z.output<typeof jobSchema> {
   return {
     id: job.id,
     name: job.name,
@@ -190,8 +374,8 @@ export function jobJson(job: JobRecord) {
     idempotency_key: job.idempotency_key,
     status: job.status,
     next_run_at: iso(job.next_fire_at),
-    created_at: iso(job.created_at),
-    updated_at: iso(job.updated_at),
+    created_at: new Date(job.created_at).toISOString(),
+    updated_at: new Date(job.updated_at).toISOString(),
     cancel_reason: job.cancel_reason,
     last_run_at: iso(job.last_run_at),
     last_status: job.last_status,
@@ -201,15 +385,15 @@ export function jobJson(job: JobRecord) {
 }
 
 /** An execution as the API shows it. */
-export function executionJson(e: ExecutionRecord) {
+export function executionJson(e: ExecutionRecord): z.output<typeof executionSchema> {
   return {
     id: e.id,
     job_id: e.job_id,
-    scheduled_at: iso(e.scheduled_at),
+    scheduled_at: new Date(e.scheduled_at).toISOString(),
     trigger: e.trigger,
     status: e.status,
     attempt: e.attempt,
-    started_at: iso(e.started_at),
+    started_at: new Date(e.started_at).toISOString(),
     finished_at: iso(e.finished_at),
     status_code: e.status_code,
     error_class: e.error_class,

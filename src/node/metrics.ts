@@ -101,6 +101,12 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
     labelNames: ["route"],
     registers: [this.registry],
   });
+  readonly apiUnauthorized = new client.Counter({
+    name: "tickraft_api_unauthorized_total",
+    help: "API requests refused by token: missing, invalid (401) or read_only on a write (403)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly raftRole = new client.Gauge({
     name: "tickraft_raft_is_leader",
     help: "1 while this node is the Raft leader",

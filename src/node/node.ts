@@ -143,6 +143,12 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     onCreated: (n) => metrics.jobsCreated.inc(n),
     onRejected: (reason) => metrics.rejections.inc({ reason }),
     onDeleted: () => metrics.jobsDeleted.inc(),
+    auth: {
+      admin_tokens: config.api_tokens_admin,
+      read_tokens: config.api_tokens_read,
+      open_health: config.auth_open_health,
+      onRefused: (reason) => metrics.apiUnauthorized.inc({ reason }),
+    },
     console: { lateness: metrics.recentLateness },
     cluster: cluster === null ? undefined : {
       raft: cluster.routes,
@@ -211,6 +217,11 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     },
   });
 
+  if (config.api_tokens_admin.length === 0 && config.api_tokens_read.length === 0) {
+    logger.warn("the API is unauthenticated: anyone who reaches the port can change jobs", {
+      fix: "set API_TOKENS_ADMIN (and API_TOKENS_READ for read-only clients)",
+    });
+  }
   const server = serveHttp(app.fetch, { hostname: config.host, port: config.http_port });
   const port = server.port;
   url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${port}`;

@@ -15,7 +15,7 @@
  * @module
  */
 import { type Config, defaultConfig } from "../../src/config.ts";
-import { silentLogger } from "../../src/logger.ts";
+import { type Logger, silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
 import { type Sink, type SinkOptions, startSink } from "./sink.ts";
 
@@ -57,6 +57,7 @@ const POLL_EVERY_MS = 20;
 export async function withNode(
   overrides: Partial<Config>,
   fn: (t: TestNode) => Promise<void>,
+  opts: { logger?: Logger } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tickraft-api-" });
   const sinks: Sink[] = [];
@@ -68,7 +69,7 @@ export async function withNode(
       data_dir: dir,
       ...overrides,
     });
-    node = await startNode(config, { logger: silentLogger });
+    node = await startNode(config, { logger: opts.logger ?? silentLogger });
     const url = node.url;
     const request = async (
       method: string,

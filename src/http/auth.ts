@@ -1,0 +1,93 @@
+/**
+ * Bearer tokens for the public API (`Authorization: Bearer <token>`), apart from the cluster
+ * secret: an admin token (API_TOKENS_ADMIN) may do everything, a read token (API_TOKENS_READ) only
+ * GET and HEAD. With both lists empty the API is open, as before tokens existed.
+ *
+ * Not checked here: `/raft/*` (signed with the cluster secret, see raft.ts), the OpenAPI document
+ * and its UI (they describe the API and hold no data), and `/health` and `/metrics` while
+ * AUTH_OPEN_HEALTH is true (load balancers and Prometheus scrape them without a token).
+ *
+ * Tokens are compared as SHA-256 digests with `timingSafeEqual`, against every configured token
+ * without stopping at a match, so the time taken tells nothing about a token's content or length.
+ * Nothing here logs; a refusal never echoes the token.
+ *
+ * @module
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Context, MiddlewareHandler } from "hono";
+import { DOCS_PATH, OPENAPI_PATH } from "./openapi.ts";
+
+/** Why a request was refused: no bearer token, an unknown one, a read token on a write. */
+export type RefusalReason = "missing" | "invalid" | "read_only";
+
+/** The API's tokens and what to do with refusals. */
+export interface ApiAuthOptions {
+  admin_tokens: readonly string[];
+  read_tokens: readonly string[];
+  /** `/health` and `/metrics` without a token (AUTH_OPEN_HEALTH). */
+  open_health: boolean;
+  /** Called once per refused request, for a metric. */
+  onRefused(reason: RefusalReason): void;
+}
+
+const digest = (token: string) => createHash("sha256").update(token).digest();
+
+/** Whether `presented` (a digest) is one of `digests`; compares against all of them. */
+function anyMatch(digests: readonly Uint8Array[], presented: Uint8Array): boolean {
+  let found = false;
+  for (const d of digests) found = timingSafeEqual(d, presented) || found;
+  return found;
+}
+
+const BEARER = /^Bearer +([^ ]+) *$/i;
+const isRead = (method: string) => method === "GET" || method === "HEAD";
+
+/** The middleware; mount it before the routes it protects. */
+export function apiAuth(opts: ApiAuthOptions): MiddlewareHandler {
+  const admin = opts.admin_tokens.map(digest);
+  const read = opts.read_tokens.map(digest);
+  const open = new Set([OPENAPI_PATH, DOCS_PATH]);
+  if (opts.open_health) {
+    open.add("/health");
+    open.add("/metrics");
+  }
+  const refuse = (c: Context, reason: RefusalReason, error: string) => {
+    opts.onRefused(reason);
+    if (reason === "read_only") {
+      c.header("WWW-Authenticate", 'Bearer realm="tickraft", error="insufficient_scope"');
+      return c.json({ error, code: "forbidden" }, 403);
+    }
+    c.header(
+      "WWW-Authenticate",
+      reason === "invalid"
+        ? 'Bearer realm="tickraft", error="invalid_token"'
+        : 'Bearer realm="tickraft"',
+    );
+    return c.json({ error, code: "unauthorized" }, 401);
+  };
+
+  return async (c, next) => {
+    if (admin.length === 0 && read.length === 0) return await next();
+    const path = c.req.path;
+    if (path.startsWith("/raft/") || open.has(path)) return await next();
+    const match = BEARER.exec(c.req.header("Authorization") ?? "");
+    if (match === null) {
+      return refuse(c, "missing", "this API needs a token: send Authorization: Bearer <token>");
+    }
+    const presented = digest(match[1]);
+    if (anyMatch(admin, presented)) return await next();
+    if (!anyMatch(read, presented)) {
+      return refuse(
+        c,
+        "invalid",
+        "unknown API token; use one of API_TOKENS_ADMIN or API_TOKENS_READ",
+      );
+    }
+    if (isRead(c.req.method)) return await next();
+    return refuse(
+      c,
+      "read_only",
+      `this token is read-only (API_TOKENS_READ): ${c.req.method} needs an admin token`,
+    );
+  };
+}
