@@ -21,7 +21,7 @@ export interface ClusterApi {
   remove(name: string): Promise<void>;
   transferLeadership(to?: string): Promise<string>;
   readBarrier(): Promise<void>;
-  /** Behind Fly's proxy: answer `fly-replay` instead of proxying. */
+  /** On Fly: answer `fly-replay` to requests that came through Fly's proxy, instead of proxying. */
   fly_replay: boolean;
 }
 
@@ -80,7 +80,8 @@ export function leaderRouting(api: ClusterApi): MiddlewareHandler {
         leader?.address ?? null,
       );
     }
-    if (api.fly_replay) {
+    // Only requests that came through Fly's proxy (it adds Fly-Request-Id) can be replayed by it.
+    if (api.fly_replay && c.req.header("Fly-Request-Id") !== undefined) {
       c.header("fly-replay", `instance=${leader.name}`);
       return c.json({ error: `replaying on the leader ${leader.name}`, code: "replay" }, 409);
     }

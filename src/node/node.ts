@@ -153,7 +153,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     cluster: cluster === null ? undefined : {
       raft: cluster.routes,
       api: {
-        self: config.node_id,
+        self: cluster.self.name,
         isLeader: () => cluster.log.isLeader(),
         leader: () => cluster.leader(),
         join: (name, address) => cluster.join(name, address),
@@ -164,13 +164,13 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       },
     },
     node: {
-      node_id: config.node_id,
+      node_id: cluster?.self.name ?? config.node_id,
       url: () => url,
       health: () => {
         const status = cluster?.log.status();
         return {
           status: "ok",
-          node_id: config.node_id,
+          node_id: cluster?.self.name ?? config.node_id,
           mode: cluster === null ? "single" : "cluster",
           role: status?.role ?? "leader",
           leader: cluster === null ? config.node_id : cluster.leader()?.name ?? null,

@@ -139,3 +139,29 @@ Deno.test("cluster routes validate input and say what is wrong", async () => {
     assert.match((await transfer.json()).error, /not another voting member/);
   });
 });
+
+Deno.test("on Fly, a follower answers fly-replay to requests that came through Fly's proxy", async () => {
+  Deno.env.set("FLY_APP_NAME", "tickraft-routing-test");
+  try {
+    await withCluster(async (nodes, leader) => {
+      const follower = [...nodes.keys()].find((n) => n !== leader)!;
+      const viaFly = await fetch(`${nodes.get(follower)!.url}/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "fly-request-id": "01TEST" },
+        body: jobBody,
+      });
+      await viaFly.body?.cancel();
+      assert.equal(viaFly.headers.get("fly-replay"), `instance=${leader}`);
+      const direct = await fetch(`${nodes.get(follower)!.url}/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: jobBody,
+      });
+      await direct.body?.cancel();
+      assert.equal(direct.status, 201, "a request that did not come through Fly is proxied");
+      assert.equal(direct.headers.get("fly-replay"), null);
+    });
+  } finally {
+    Deno.env.delete("FLY_APP_NAME");
+  }
+});
