@@ -1,8 +1,8 @@
 /**
  * API tokens over real HTTP: open without tokens (with a warning at start), admin tokens may do
  * everything, read tokens only read, refusals are 401/403 in the API's error shape and counted,
- * /health and /metrics follow AUTH_OPEN_HEALTH, tokens never reach the logs, and a follower
- * forwards the Authorization header to the leader as is.
+ * /health and /metrics follow AUTH_OPEN_HEALTH, tokens never reach the logs, a follower forwards
+ * the Authorization header to the leader as is, and the CLI's --token gets through.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
@@ -157,4 +157,28 @@ Deno.test("a follower checks the token, then forwards the Authorization header t
   } finally {
     await leader.shutdown();
   }
+});
+
+Deno.test("the CLI sends --token as the bearer token; without one it shows the 401", async () => {
+  const main = new URL("../../src/main.ts", import.meta.url).pathname;
+  await withNode(TOKENS, async (t) => {
+    const cli = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", main, "jobs", "list", "--json", "--url", t.url, ...args],
+        env: { TICKRAFT_URL: "", TICKRAFT_TOKEN: "" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+    };
+    const ok = await cli("--token", READ);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(ok.stdout).jobs, []);
+    const refused = await cli();
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /401/);
+    assert.match(refused.stderr, /Authorization: Bearer/);
+  });
 });
