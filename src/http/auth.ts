@@ -15,6 +15,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
+import { RaftAuth } from "../node/raft_codec.ts";
 import { DOCS_PATH, OPENAPI_PATH } from "./openapi.ts";
 
 /** Why a request was refused: no bearer token, an unknown one, a read token on a write. */
@@ -26,9 +27,17 @@ export interface ApiAuthOptions {
   read_tokens: readonly string[];
   /** `/health` and `/metrics` without a token (AUTH_OPEN_HEALTH). */
   open_health: boolean;
+  /**
+   * The cluster secret, or empty outside cluster mode: a `POST /join` signed with it (header
+   * `X-Tickraft-Cluster-Auth`, as a joining node sends) needs no API token.
+   */
+  cluster_secret?: string;
   /** Called once per refused request, for a metric. */
   onRefused(reason: RefusalReason): void;
 }
+
+/** Header of a `POST /join` signed with the cluster secret. */
+export const CLUSTER_AUTH_HEADER = "X-Tickraft-Cluster-Auth";
 
 const digest = (token: string) => createHash("sha256").update(token).digest();
 
@@ -40,6 +49,14 @@ function anyMatch(digests: readonly Uint8Array[], presented: Uint8Array): boolea
 }
 
 const BEARER = /^Bearer +([^ ]+) *$/i;
+
+/** Whether the request carries a valid cluster signature of its path and body. */
+async function signedByCluster(c: Context, auth: RaftAuth): Promise<boolean> {
+  const claim = auth.claim(c.req.header(CLUSTER_AUTH_HEADER), Date.now());
+  if (typeof claim === "string") return false;
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  return auth.verify(claim, c.req.path, body);
+}
 const isRead = (method: string) => method === "GET" || method === "HEAD";
 
 /** The middleware; mount it before the routes it protects. */
@@ -51,6 +68,7 @@ export function apiAuth(opts: ApiAuthOptions): MiddlewareHandler {
     open.add("/health");
     open.add("/metrics");
   }
+  const clusterAuth = opts.cluster_secret ? new RaftAuth(opts.cluster_secret) : null;
   const refuse = (c: Context, reason: RefusalReason, error: string) => {
     opts.onRefused(reason);
     if (reason === "read_only") {
@@ -70,6 +88,9 @@ export function apiAuth(opts: ApiAuthOptions): MiddlewareHandler {
     if (admin.length === 0 && read.length === 0) return await next();
     const path = c.req.path;
     if (path.startsWith("/raft/") || open.has(path)) return await next();
+    if (path === "/join" && clusterAuth !== null && await signedByCluster(c, clusterAuth)) {
+      return await next();
+    }
     const match = BEARER.exec(c.req.header("Authorization") ?? "");
     if (match === null) {
       return refuse(c, "missing", "this API needs a token: send Authorization: Bearer <token>");

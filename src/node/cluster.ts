@@ -10,6 +10,7 @@
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/open.ts";
+import { CLUSTER_AUTH_HEADER } from "../http/auth.ts";
 import { raftRoutes } from "../http/raft.ts";
 import type { Logger } from "../logger.ts";
 import type { NodeId } from "../raft/types.ts";
@@ -25,6 +26,7 @@ import {
 } from "./discovery.ts";
 import type { NodeMetrics } from "./metrics.ts";
 import { ClusterRefusalError, type Member, RaftCommandLog } from "./raft_log.ts";
+import { RaftAuth } from "./raft_codec.ts";
 import { SqliteRaftStorage } from "./raft_storage.ts";
 import { HttpTransport } from "./transport.ts";
 
@@ -380,10 +382,17 @@ export class ClusterNode {
   async #joinThrough(url: string): Promise<void> {
     for (let attempt = 1;; attempt++) {
       try {
+        const body = new TextEncoder().encode(
+          JSON.stringify({ node_id: this.self.name, address: this.self.address }),
+        );
         const response = await fetch(`${url.replace(/\/$/, "")}/join`, {
           method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ node_id: this.self.name, address: this.self.address }),
+          headers: {
+            "content-type": "application/json",
+            [CLUSTER_AUTH_HEADER]: new RaftAuth(this.#o.config.cluster_secret)
+              .authorization("/join", body, Date.now()),
+          },
+          body,
           signal: AbortSignal.timeout(10_000),
         });
         const text = await response.text();

@@ -147,6 +147,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       admin_tokens: config.api_tokens_admin,
       read_tokens: config.api_tokens_read,
       open_health: config.auth_open_health,
+      cluster_secret: cluster === null ? "" : config.cluster_secret,
       onRefused: (reason) => metrics.apiUnauthorized.inc({ reason }),
     },
     console: { lateness: metrics.recentLateness },

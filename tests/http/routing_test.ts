@@ -4,7 +4,7 @@
  * linearizable reads after the leader's ReadIndex, and the cluster routes check their input.
  */
 import assert from "node:assert/strict";
-import { defaultConfig } from "../../src/config.ts";
+import { type Config, defaultConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
 
@@ -20,8 +20,11 @@ function freePorts(n: number): number[] {
   return ports;
 }
 
+const ADMIN_TOKEN = "routing-admin-token-0123456789";
+
 async function withCluster(
   fn: (nodes: Map<string, RunningNode>, leader: string) => Promise<void>,
+  overrides: Partial<Config> = {},
 ): Promise<void> {
   const ports = freePorts(3);
   const names = ["r-1", "r-2", "r-3"];
@@ -43,6 +46,7 @@ async function withCluster(
             peers,
             cluster_secret: SECRET,
             raft_tick_ms: 50,
+            ...overrides,
           }),
           { logger: silentLogger },
         ),
@@ -164,4 +168,49 @@ Deno.test("on Fly, a follower answers fly-replay to requests that came through F
   } finally {
     Deno.env.delete("FLY_APP_NAME");
   }
+});
+
+Deno.test("with API tokens set, a new node still joins: its /join is signed with the cluster secret", async () => {
+  await withCluster(async (nodes, leader) => {
+    const [port] = freePorts(1);
+    const dir = await Deno.makeTempDir({ prefix: "tickraft-r-4-" });
+    const joiner = await startNode(
+      defaultConfig({
+        node_id: "r-4",
+        host: "127.0.0.1",
+        http_port: port,
+        data_dir: dir,
+        join_url: nodes.get(leader)!.url,
+        advertise_url: `http://127.0.0.1:${port}`,
+        cluster_secret: SECRET,
+        raft_tick_ms: 50,
+        api_tokens_admin: [ADMIN_TOKEN],
+      }),
+      { logger: silentLogger },
+    );
+    try {
+      const unsigned = await fetch(`${nodes.get(leader)!.url}/join`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ node_id: "r-5", address: "http://127.0.0.1:1" }),
+      });
+      await unsigned.body?.cancel();
+      assert.equal(unsigned.status, 401, "an unsigned join without a token is refused");
+      const deadline = Date.now() + 15_000;
+      let voter = false;
+      while (!voter && Date.now() < deadline) {
+        const view = await (await fetch(`${nodes.get(leader)!.url}/debug/cluster`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        })).json();
+        voter = view.members.some((m: { id: string; role: string }) =>
+          m.id === "r-4" && m.role === "voter"
+        );
+        if (!voter) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.ok(voter, "r-4 joined and was promoted to voter");
+    } finally {
+      await joiner.stop(0);
+      await Deno.remove(dir, { recursive: true });
+    }
+  }, { api_tokens_admin: [ADMIN_TOKEN] });
 });
