@@ -5,6 +5,8 @@
  * a write that succeeds redirects (303) back to a page.
  */
 import { type Context, Hono } from "hono";
+import { setCookie } from "hono/cookie";
+import { CONSOLE_TOKEN_COOKIE } from "../http/auth.ts";
 import type { NodeView } from "../http/app.ts";
 import type { JobsDeps } from "../http/jobs.ts";
 import {
@@ -30,6 +32,7 @@ import {
   type HealthView,
   JobPage,
   JobsPage,
+  LoginPage,
   NotFoundPage,
   OverviewPage,
 } from "./views.tsx";
@@ -183,6 +186,27 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
       303,
     );
   };
+
+  app.get("/login", (c) =>
+    c.html(
+      <LoginPage
+        node_id={deps.node.node_id}
+        error={c.req.query("error") === "invalid"
+          ? "That token is not one of this node's API tokens."
+          : undefined}
+      />,
+    ));
+  app.post("/login", async (c) => {
+    const posted = await c.req.parseBody();
+    const token = typeof posted.token === "string" ? posted.token.trim() : "";
+    setCookie(c, CONSOLE_TOKEN_COOKIE, token, {
+      path: "/console",
+      httpOnly: true,
+      sameSite: "Strict",
+      secure: new URL(c.req.url).protocol === "https:",
+    });
+    return c.redirect("/console", 303);
+  });
 
   app.get("/", (c) =>
     c.html(

@@ -492,3 +492,38 @@ export function NotFoundPage({ health, message }: { health: HealthView; message:
     </Layout>
   );
 }
+
+/** The console's sign-in page (only shown when the node has API tokens). */
+export function LoginPage({ node_id, error }: { node_id: string; error?: string }) {
+  return (
+    <>
+      {raw("<!DOCTYPE html>")}
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <title>Sign in · Tickraft {node_id}</title>
+          <style>{raw(CSS)}</style>
+        </head>
+        <body>
+          <header>
+            <strong>Tickraft</strong>{" "}
+            <span class="node">
+              node <b>{node_id}</b>
+            </span>
+          </header>
+          <main>
+            <h1>Sign in</h1>
+            {error === undefined ? "" : <p class="error">{error}</p>}
+            <form method="post" action="/console/login">
+              <label>
+                API token (API_TOKENS_ADMIN, or API_TOKENS_READ to look only){" "}
+                <input type="password" name="token" autocomplete="current-password" required />
+              </label>{" "}
+              <button type="submit">Sign in</button>
+            </form>
+          </main>
+        </body>
+      </html>
+    </>
+  );
+}

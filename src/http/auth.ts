@@ -15,6 +15,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import { RaftAuth } from "../node/raft_codec.ts";
 import { DOCS_PATH, OPENAPI_PATH } from "./openapi.ts";
 
@@ -35,6 +36,15 @@ export interface ApiAuthOptions {
   /** Called once per refused request, for a metric. */
   onRefused(reason: RefusalReason): void;
 }
+
+/**
+ * The console's sign-in page: a browser cannot send a bearer token, so the console takes the
+ * token once and keeps it in an HttpOnly, SameSite=Strict cookie (which also keeps other sites
+ * from posting the console's forms).
+ */
+export const CONSOLE_LOGIN_PATH = "/console/login";
+/** Cookie holding the console's token. */
+export const CONSOLE_TOKEN_COOKIE = "tickraft_token";
 
 /** Header of a `POST /join` signed with the cluster secret. */
 export const CLUSTER_AUTH_HEADER = "X-Tickraft-Cluster-Auth";
@@ -91,13 +101,21 @@ export function apiAuth(opts: ApiAuthOptions): MiddlewareHandler {
     if (path === "/join" && clusterAuth !== null && await signedByCluster(c, clusterAuth)) {
       return await next();
     }
-    const match = BEARER.exec(c.req.header("Authorization") ?? "");
-    if (match === null) {
+    if (path === CONSOLE_LOGIN_PATH) return await next();
+    const console = path === "/console" || path.startsWith("/console/");
+    const token = BEARER.exec(c.req.header("Authorization") ?? "")?.[1] ??
+      (console ? getCookie(c, CONSOLE_TOKEN_COOKIE) : undefined);
+    if (token === undefined) {
+      if (console) return c.redirect(CONSOLE_LOGIN_PATH, 303);
       return refuse(c, "missing", "this API needs a token: send Authorization: Bearer <token>");
     }
-    const presented = digest(match[1]);
+    const presented = digest(token);
     if (anyMatch(admin, presented)) return await next();
     if (!anyMatch(read, presented)) {
+      if (console) {
+        opts.onRefused("invalid");
+        return c.redirect(`${CONSOLE_LOGIN_PATH}?error=invalid`, 303);
+      }
       return refuse(
         c,
         "invalid",

@@ -8,6 +8,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { ValidationError } from "../scheduler/errors.ts";
 import { NotLeaderError } from "../scheduler/log.ts";
 import { fieldIssues } from "./errors.ts";
+import { CONSOLE_LOGIN_PATH } from "./auth.ts";
 import { readJson } from "./jobs.ts";
 import { joinSchema, transferSchema } from "./schemas.ts";
 
@@ -63,7 +64,9 @@ const isWrite = (method: string) => method !== "GET" && method !== "HEAD";
 export function leaderRouting(api: ClusterApi): MiddlewareHandler {
   return async (c, next) => {
     const url = new URL(c.req.url);
-    if (url.pathname.startsWith("/raft/")) return await next();
+    if (url.pathname.startsWith("/raft/") || url.pathname === CONSOLE_LOGIN_PATH) {
+      return await next();
+    }
     const linearizable = url.searchParams.get("consistency") === "linearizable";
     if (!isWrite(c.req.method) && !linearizable) return await next();
     if (api.isLeader()) {
@@ -101,6 +104,8 @@ export function leaderRouting(api: ClusterApi): MiddlewareHandler {
       headers,
       body: isWrite(c.req.method) ? await c.req.arrayBuffer() : undefined,
       signal: AbortSignal.timeout(30_000),
+      // The client follows redirects itself (the console's 303 after a form post).
+      redirect: "manual",
     });
     const response = new Response(proxied.body, proxied);
     response.headers.set(FORWARDED, api.self);
