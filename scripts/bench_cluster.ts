@@ -6,7 +6,8 @@
  *
  * - creates/s and p50/p99 latency at 1, 16 and 64 clients (`POST /jobs` of a ~200-byte cron job
  *   to the leader vs `POST /v3/kv/put` of a 200-byte value to etcd's leader), 64 clients through
- *   a follower, and batches (`POST /jobs/batch` vs `POST /v3/kv/txn`);
+ *   a follower, and batches of 1,000 and 10,000 jobs (`POST /jobs/batch`; etcd: `POST /v3/kv/txn`
+ *   of 128 puts, its most); a measurement that fails is reported as such and the run goes on;
  * - failover on a fresh cluster under light write load: `kill -9` of the leader to the first
  *   acknowledged write and to the first webhook delivery of an every-second cron job, median of
  *   `--failover-runs`; the killed node is restarted on its data dir and caught up between runs.
@@ -51,10 +52,14 @@ const USAGE = `usage: deno task bench:cluster [--quick] [--skip-etcd] [--failove
 
 const CLIENTS = [1, 16, 64] as const;
 const BATCH_CLIENTS = 2;
+/** Jobs per `POST /jobs/batch`: a moderate size and the largest the node takes by default. */
+const BATCH_SIZES = [1_000, BATCH_MAX] as const;
 const AIM_RATIO = 3;
 const AIM_FAILOVER_WRITE_MS = 1_500;
 /** The kill comes this long after a delivery, so that none is in flight. */
 const KILL_AFTER_DELIVERY_MS = 250;
+/** How often the live nodes are asked for their leader after a kill. */
+const ELECTION_POLL_MS = 10;
 /** Longest wait for the first write and delivery after a kill. */
 const FAILOVER_TIMEOUT_MS = 30_000;
 
@@ -64,7 +69,6 @@ interface Sizes {
   batch_jobs: number;
   etcd_puts: Record<(typeof CLIENTS)[number], number>;
   etcd_follower: number;
-  etcd_txn_puts: number;
   warmup: number;
   failover_runs: number;
 }
@@ -75,7 +79,6 @@ const FULL: Sizes = {
   batch_jobs: 60_000,
   etcd_puts: { 1: 1_000, 16: 5_000, 64: 10_000 },
   etcd_follower: 10_000,
-  etcd_txn_puts: 60_000,
   warmup: 200,
   failover_runs: 5,
 };
@@ -86,7 +89,6 @@ const QUICK: Sizes = {
   batch_jobs: 10_000,
   etcd_puts: { 1: 100, 16: 500, 64: 1_000 },
   etcd_follower: 1_000,
-  etcd_txn_puts: 5_000,
   warmup: 50,
   failover_runs: 2,
 };
@@ -94,6 +96,8 @@ const QUICK: Sizes = {
 /** What one measurement row compares; `etcd` stays undefined when etcd was skipped. */
 interface Pair {
   tickraft?: LoadResult;
+  /** Why the Tickraft measurement failed, when it did. */
+  tickraft_error?: string;
   etcd?: LoadResult;
 }
 
@@ -101,6 +105,8 @@ interface Pair {
 interface FailoverSample {
   killed: string;
   new_leader: string;
+  /** Until the live nodes agree on a new leader (polled every {@link ELECTION_POLL_MS}). */
+  election_ms: number;
   write_ms: number;
   delivery_ms: number;
 }
@@ -108,7 +114,8 @@ interface FailoverSample {
 interface Results {
   creates: Map<number, Pair>;
   follower: Pair;
-  batch: Pair;
+  /** By jobs per batch; etcd's transactions sit in the first row. */
+  batches: Map<number, Pair>;
   failover: FailoverSample[];
   /** Per-run diagnostics printed under the table (CPU, entries and rounds per run). */
   notes: string[];
@@ -207,10 +214,21 @@ async function runTickraft(dir: string, sizes: Sizes, results: Results): Promise
       `64 clients, ${sizes.follower} creates through follower ${follower.name}`,
       () => clusterCreates(follower.url, 64, sizes.follower),
     );
-    results.batch.tickraft = await measure(
-      `${sizes.batch_jobs} jobs in batches of ${BATCH_MAX}, ${BATCH_CLIENTS} in flight`,
-      () => clusterBatchCreates(leader.url, BATCH_CLIENTS, sizes.batch_jobs, BATCH_MAX),
-    );
+    for (const size of BATCH_SIZES) {
+      const pair = results.batches.get(size) ?? {};
+      results.batches.set(size, pair);
+      const what = `${sizes.batch_jobs} jobs in batches of ${size}, ${BATCH_CLIENTS} in flight`;
+      try {
+        pair.tickraft = await measure(
+          what,
+          () => clusterBatchCreates(leader.url, BATCH_CLIENTS, sizes.batch_jobs, size),
+        );
+      } catch (error) {
+        pair.tickraft_error = (error as Error).message.split("\n")[0];
+        results.notes.push(`${what}: tickraft FAILED: ${pair.tickraft_error}`);
+        log(results.notes.at(-1)!);
+      }
+    }
   } finally {
     await cluster.stop();
   }
@@ -254,10 +272,12 @@ async function runEtcd(dir: string, sizes: Sizes, results: Results): Promise<voi
       (first) => etcdPuts(follower.client_url, 64, sizes.etcd_follower, first),
       sizes.etcd_follower,
     );
-    results.batch.etcd = await measure(
-      `${sizes.etcd_txn_puts} puts in transactions of ${ETCD_TXN_OPS_MAX}, ${BATCH_CLIENTS} in flight`,
-      (first) => etcdTxnPuts(leader.client_url, BATCH_CLIENTS, sizes.etcd_txn_puts, first),
-      sizes.etcd_txn_puts,
+    const pair = results.batches.get(BATCH_SIZES[0]) ?? {};
+    results.batches.set(BATCH_SIZES[0], pair);
+    pair.etcd = await measure(
+      `${sizes.batch_jobs} puts in transactions of ${ETCD_TXN_OPS_MAX}, ${BATCH_CLIENTS} in flight`,
+      (first) => etcdTxnPuts(leader.client_url, BATCH_CLIENTS, sizes.batch_jobs, first),
+      sizes.batch_jobs,
     );
   } finally {
     await cluster.stop();
@@ -297,7 +317,10 @@ async function runFailover(dir: string, sizes: Sizes, results: Results): Promise
       const sample = await failoverRun(cluster, writer, deliveries);
       results.failover.push(sample);
       const note = `failover ${run}: killed ${sample.killed}, new leader ${sample.new_leader}, ` +
-        `first write ${ms(sample.write_ms)} ms, first delivery ${ms(sample.delivery_ms)} ms`;
+        `leader agreed after ${ms(sample.election_ms)} ms, first write ${
+          ms(sample.write_ms)
+        } ms, ` +
+        `first delivery ${ms(sample.delivery_ms)} ms`;
       results.notes.push(note);
       log(note);
     }
@@ -326,6 +349,8 @@ async function failoverRun(
   await sleep(KILL_AFTER_DELIVERY_MS);
   const kill_ms = Date.now();
   await cluster.kill(leader);
+  const elected = cluster.agreedLeader(live, ELECTION_POLL_MS)
+    .then((node) => ({ node, at_ms: Date.now() }));
   const firstAfter = () => {
     const ack = writer.firstAckSince(kill_ms);
     const delivery = deliveries.find((at) => at >= kill_ms);
@@ -339,11 +364,12 @@ async function failoverRun(
     FAILOVER_TIMEOUT_MS,
     live[0].child,
   );
-  const new_leader = await cluster.agreedLeader(live);
-  await restartCaughtUp(cluster, leader, new_leader);
+  const new_leader = await elected;
+  await restartCaughtUp(cluster, leader, new_leader.node);
   return {
     killed: leader.name,
-    new_leader: new_leader.name,
+    new_leader: new_leader.node.name,
+    election_ms: new_leader.at_ms - kill_ms,
     write_ms: ack.acked_ms - kill_ms,
     delivery_ms: delivery - kill_ms,
   };
@@ -359,7 +385,8 @@ async function restartCaughtUp(
   log(`${node.name} restarted and caught up in ${seconds(performance.now() - started)}`);
 }
 
-function loadText(r: LoadResult | undefined): string {
+function loadText(r: LoadResult | undefined, error?: string): string {
+  if (error !== undefined) return `failed: ${error}`;
   if (r === undefined) return "–";
   return `${rate(r.per_s)} (p50 ${ms(r.p50_ms)} ms, p99 ${ms(r.p99_ms)} ms)`;
 }
@@ -372,7 +399,7 @@ function pairRow(what: string, pair: Pair, aimed: boolean): string[] {
   const both = pair.tickraft !== undefined && pair.etcd !== undefined;
   return [
     what,
-    loadText(pair.tickraft),
+    loadText(pair.tickraft, pair.tickraft_error),
     loadText(pair.etcd),
     both ? ratio(pair.tickraft!.per_s, pair.etcd!.per_s) : "–",
     aimed ? `≥ ${AIM_RATIO}x etcd` : "",
@@ -415,12 +442,13 @@ function tableRows(results: Results, sizes: Sizes): string[][] {
       false,
     ));
   }
-  if (results.batch.tickraft !== undefined || results.batch.etcd !== undefined) {
+  for (const [size, pair] of results.batches) {
+    const peer = size === BATCH_SIZES[0] ? `; /v3/kv/txn of ${ETCD_TXN_OPS_MAX} puts` : "";
     rows.push(pairRow(
-      `jobs/s in batches, ${BATCH_CLIENTS} in flight (POST /jobs/batch of ${
-        n(BATCH_MAX)
-      }; /v3/kv/txn of ${ETCD_TXN_OPS_MAX} puts)`,
-      results.batch,
+      `jobs/s in batches, ${BATCH_CLIENTS} in flight (${
+        n(sizes.batch_jobs)
+      } jobs, POST /jobs/batch of ${n(size)}${peer})`,
+      pair,
       false,
     ));
   }
@@ -472,7 +500,7 @@ async function main(): Promise<void> {
   const results: Results = {
     creates: new Map(),
     follower: {},
-    batch: {},
+    batches: new Map(),
     failover: [],
     notes: [],
   };

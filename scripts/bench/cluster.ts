@@ -82,8 +82,8 @@ export class TickraftCluster {
     return cluster;
   }
 
-  /** The leader every node of `live` names, in one term; waits until they agree. */
-  agreedLeader(live: ClusterNode[]): Promise<ClusterNode> {
+  /** The leader every node of `live` names, in one term; polls until they agree. */
+  agreedLeader(live: ClusterNode[], interval_ms = 50): Promise<ClusterNode> {
     return waitFor(
       "a leader all live nodes agree on",
       async () => {
@@ -96,6 +96,7 @@ export class TickraftCluster {
       },
       START_TIMEOUT_MS,
       live[0].child,
+      interval_ms,
     );
   }
 
