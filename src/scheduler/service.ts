@@ -17,41 +17,37 @@ import {
 } from "./errors.ts";
 import { ulid } from "./ids.ts";
 import type { CommandLog } from "./log.ts";
-import type {
-  ExecutionRecord,
-  HttpMethod,
-  JobRecord,
-  JobStatus,
-  JobType,
-  OverlapPolicy,
-} from "./model.ts";
+import type { ExecutionRecord, JobRecord, JobStatus, JobType } from "./model.ts";
 import { nextOccurrence } from "./recurrence.ts";
 import { rowToExecution, rowToJob } from "./rows.ts";
 import { scheduleOf } from "./scheduler.ts";
 import type { SchedulerState } from "./state.ts";
 
-/** A validated job definition from a client; `null` means "use the node's default". */
-export interface JobInput {
-  name: string | null;
-  type: JobType;
-  type_alias: string;
-  run_at: number | null;
-  cron_expression: string | null;
-  interval_ms: number | null;
-  timezone: string;
-  starts_at: number | null;
-  ends_at: number | null;
-  webhook_url: string | null;
-  method: HttpMethod;
-  headers: Record<string, string>;
-  payload: unknown;
-  secret: string | null;
-  overlap_policy: OverlapPolicy;
-  catchup_window_ms: number | null;
-  max_attempts: number | null;
-  timeout_ms: number | null;
-  idempotency_key: string | null;
-}
+/**
+ * A validated job definition from a client: the stored record's client-given fields, with
+ * `null` for the limits that take the node's default.
+ */
+export type JobInput =
+  & Pick<
+    JobRecord,
+    | "name"
+    | "type"
+    | "type_alias"
+    | "run_at"
+    | "cron_expression"
+    | "interval_ms"
+    | "timezone"
+    | "starts_at"
+    | "ends_at"
+    | "webhook_url"
+    | "method"
+    | "headers"
+    | "payload"
+    | "secret"
+    | "overlap_policy"
+    | "idempotency_key"
+  >
+  & { catchup_window_ms: number | null; max_attempts: number | null; timeout_ms: number | null };
 
 /** Defaults and limits of job creation. */
 export interface ServiceLimits {

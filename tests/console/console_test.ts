@@ -6,11 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { defaultConfig } from "../../src/config.ts";
-import { silentLogger } from "../../src/logger.ts";
-import { type RunningNode, startNode } from "../../src/node/node.ts";
 import { CHROMIUM_MISSING, withBrowser } from "../support/browser.ts";
-import { freePorts } from "../support/cluster.ts";
+import { withInProcessCluster } from "../support/inprocess_cluster.ts";
 import { withNode } from "../support/node.ts";
 
 const ARTIFACTS = new URL("../../.tmp/artifacts/", import.meta.url);
@@ -229,44 +226,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const names = ["c-1", "c-2", "c-3"];
-  const ports = freePorts(3);
-  const peers = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i]}`).join(",");
-  const nodes = new Map<string, RunningNode>();
-  const dirs: string[] = [];
-  try {
-    for (const [i, name] of names.entries()) {
-      const dir = await Deno.makeTempDir({ prefix: `tickraft-${name}-` });
-      dirs.push(dir);
-      nodes.set(
-        name,
-        await startNode(
-          defaultConfig({
-            node_id: name,
-            host: "127.0.0.1",
-            http_port: ports[i],
-            data_dir: dir,
-            peers,
-            cluster_secret: "console-test-secret-0123456789",
-            raft_tick_ms: 50,
-          }),
-          { logger: silentLogger },
-        ),
-      );
-    }
-    let leader: string | null = null;
-    const deadline = Date.now() + 15_000;
-    while (leader === null && Date.now() < deadline) {
-      const views = await Promise.all(
-        [...nodes.values()].map(async (n) =>
-          (await (await fetch(`${n.url}/health`)).json()).leader
-        ),
-      );
-      if (views[0] !== null && views.every((v) => v === views[0])) leader = views[0];
-      else await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assert.ok(leader !== null, "a leader is elected");
-    const follower = names.find((n) => n !== leader)!;
+  await withInProcessCluster("c", async (nodes, leader) => {
+    const follower = [...nodes.keys()].find((n) => n !== leader)!;
     const followerUrl = nodes.get(follower)!.url;
 
     await withBrowser(async (page) => {
@@ -276,7 +237,7 @@ Deno.test({
         new RegExp(`node ${follower} · follower · leader ${leader}`),
       );
       const members = await text(page, "#members");
-      for (const name of names) assert.ok(members.includes(name), `${name} is listed`);
+      for (const name of nodes.keys()) assert.ok(members.includes(name), `${name} is listed`);
       assert.match(members, new RegExp(`${leader} http://\\S+ leader \\(voter\\)`));
 
       await page.goto(`${followerUrl}/console/jobs`);
@@ -294,8 +255,5 @@ Deno.test({
       await page.goto(`${followerUrl}/console/jobs?q=follower`);
       await reloadUntil(page, "#jobs", /made on a follower/); // replicated to the follower
     });
-  } finally {
-    for (const node of nodes.values()) await node.stop(0);
-    for (const dir of dirs) await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -7,69 +7,15 @@ import assert from "node:assert/strict";
 import { type Config, defaultConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
-
-const SECRET = "routing-test-secret-0123456789";
-
-function freePorts(n: number): number[] {
-  const listeners = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
-}
+import { freePorts } from "../support/cluster.ts";
+import { INPROCESS_SECRET, withInProcessCluster } from "../support/inprocess_cluster.ts";
 
 const ADMIN_TOKEN = "routing-admin-token-0123456789";
 
-async function withCluster(
+const withCluster = (
   fn: (nodes: Map<string, RunningNode>, leader: string) => Promise<void>,
   overrides: Partial<Config> = {},
-): Promise<void> {
-  const ports = freePorts(3);
-  const names = ["r-1", "r-2", "r-3"];
-  const peers = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i]}`).join(",");
-  const dirs: string[] = [];
-  const nodes = new Map<string, RunningNode>();
-  try {
-    for (const [i, name] of names.entries()) {
-      const dir = await Deno.makeTempDir({ prefix: `tickraft-${name}-` });
-      dirs.push(dir);
-      nodes.set(
-        name,
-        await startNode(
-          defaultConfig({
-            node_id: name,
-            host: "127.0.0.1",
-            http_port: ports[i],
-            data_dir: dir,
-            peers,
-            cluster_secret: SECRET,
-            raft_tick_ms: 50,
-            ...overrides,
-          }),
-          { logger: silentLogger },
-        ),
-      );
-    }
-    const deadline = Date.now() + 15_000;
-    let leader: string | null = null;
-    while (leader === null && Date.now() < deadline) {
-      const views = await Promise.all(
-        [...nodes.values()].map(async (n) =>
-          (await (await fetch(`${n.url}/health`)).json()).leader
-        ),
-      );
-      if (views[0] !== null && views.every((v) => v === views[0])) leader = views[0];
-      else await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assert.ok(leader !== null, "a leader is elected");
-    await fn(nodes, leader);
-  } finally {
-    for (const node of nodes.values()) await node.stop(0);
-    for (const dir of dirs) await Deno.remove(dir, { recursive: true });
-  }
-}
+) => withInProcessCluster("r", fn, overrides);
 
 const jobBody = JSON.stringify({ type: "cron", cron_expression: "0 0 1 1 *" });
 
@@ -182,7 +128,7 @@ Deno.test("with API tokens set, a new node still joins: its /join is signed with
         data_dir: dir,
         join_url: nodes.get(leader)!.url,
         advertise_url: `http://127.0.0.1:${port}`,
-        cluster_secret: SECRET,
+        cluster_secret: INPROCESS_SECRET,
         raft_tick_ms: 50,
         api_tokens_admin: [ADMIN_TOKEN],
       }),
