@@ -67,13 +67,9 @@ function target(ctx: NemesisContext): string {
 }
 
 /** Starts a stopped node and waits for it to listen. */
-export async function restart(
-  ctx: NemesisContext,
-  name: string,
-  extra: Record<string, string> = {},
-) {
+export async function restart(ctx: NemesisContext, name: string): Promise<void> {
   const node = ctx.nodes.get(name)!;
-  await node.start({ ...ctx.env, ...extra });
+  await node.start(ctx.env);
   await node.ready(30_000);
 }
 
@@ -204,10 +200,9 @@ async function fault(ctx: NemesisContext, kind: FaultKind): Promise<void> {
         await node.signal("SIGKILL");
         await node.wipe();
         await sleep(hold);
-        await restart(ctx, name, {
-          JOIN_URL: through.proxy_url,
-          ADVERTISE_URL: node.proxy_url,
-        });
+        // Kept for later restarts: a removed node must never bootstrap from CLUSTER_NODES.
+        node.own_env = { JOIN_URL: through.proxy_url, ADVERTISE_URL: node.proxy_url };
+        await restart(ctx, name);
         event.note = await waitForVoter(ctx, through, name);
         break;
       }

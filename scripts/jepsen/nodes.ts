@@ -6,8 +6,39 @@
  * @module
  */
 
-/** The node's entry point in this checkout. */
-export const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+const SRC = new URL("../../src/", import.meta.url).pathname;
+
+/** A change made to the copied source: the first `from` in `file` becomes `to`. */
+export interface SourceEdit {
+  file: string;
+  from: string;
+  to: string;
+}
+
+/**
+ * Copies this checkout's src/ to `dir`/src (so edits made to the checkout during a run do not
+ * reach the nodes it restarts), applies `edit` if given, and returns the copy's main.ts. The copy
+ * sits inside the repository, so it resolves imports through the repository's deno.json.
+ */
+export async function snapshotSource(dir: string, edit?: SourceEdit): Promise<string> {
+  const copy = async (rel: string) => {
+    await Deno.mkdir(`${dir}/src/${rel}`, { recursive: true });
+    for await (const entry of Deno.readDir(`${SRC}${rel}`)) {
+      if (entry.isDirectory) await copy(`${rel}${entry.name}/`);
+      else await Deno.copyFile(`${SRC}${rel}${entry.name}`, `${dir}/src/${rel}${entry.name}`);
+    }
+  };
+  await copy("");
+  if (edit !== undefined) {
+    const path = `${dir}/src/${edit.file}`;
+    const text = await Deno.readTextFile(path);
+    if (!text.includes(edit.from)) {
+      throw new Error(`${edit.file} no longer contains the text the edit changes: ${edit.from}`);
+    }
+    await Deno.writeTextFile(path, text.replace(edit.from, edit.to));
+  }
+  return `${dir}/src/main.ts`;
+}
 
 /** The shared secret of a run's cluster. */
 export const RUN_SECRET = "jepsen-run-secret-0123456789";
@@ -20,7 +51,7 @@ export interface NodeSpec {
   proxy_port: number;
   data_dir: string;
   log_file: string;
-  /** The entry point to run (this checkout's src/main.ts, or a deliberately broken copy). */
+  /** The entry point to run (a snapshot of src/main.ts). */
   main: string;
 }
 
@@ -29,6 +60,8 @@ export class NodeProcess {
   readonly spec: NodeSpec;
   #child: Deno.ChildProcess | null = null;
   #paused = false;
+  /** Environment this node keeps across restarts (JOIN_URL once it rejoined). */
+  own_env: Record<string, string> = {};
   #done: Promise<void> = Promise.resolve();
 
   constructor(spec: NodeSpec) {
@@ -55,7 +88,7 @@ export class NodeProcess {
     return this.#child?.pid ?? null;
   }
 
-  /** Starts the process with `env` (plus its own NODE_ID, port, data dir). */
+  /** Starts the process with `env` (plus its own env, NODE_ID, port, data dir). */
   async start(env: Record<string, string>): Promise<void> {
     if (this.#child !== null) throw new Error(`${this.spec.name} is running already`);
     const log = await Deno.open(this.spec.log_file, { create: true, append: true });
@@ -63,6 +96,7 @@ export class NodeProcess {
       args: ["run", "--allow-all", this.spec.main],
       env: {
         ...env,
+        ...this.own_env,
         NODE_ID: this.spec.name,
         HTTP_HOST: "127.0.0.1",
         HTTP_PORT: String(this.spec.port),

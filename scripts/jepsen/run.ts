@@ -21,7 +21,7 @@ import {
 import type { History, LeaderSample } from "./history.ts";
 import { stopwatch } from "./history.ts";
 import { type FaultKind, healAll, type NemesisContext, runNemesis } from "./nemesis.ts";
-import { freePorts, MAIN, NodeProcess, RUN_SECRET } from "./nodes.ts";
+import { freePorts, NodeProcess, RUN_SECRET, snapshotSource, type SourceEdit } from "./nodes.ts";
 import { Proxies } from "./proxy.ts";
 import { renderReport, renderTimeline } from "./report.ts";
 import { startRunSink } from "./sink.ts";
@@ -37,8 +37,8 @@ export interface RunOptions {
   out_dir: string;
   /** An occurrence must be delivered within this of the moment it could fire. */
   firing_bound_ms: number;
-  /** The node entry point (default: this checkout's src/main.ts). */
-  main?: string;
+  /** A deliberate change to the nodes' copy of src/ (a broken build the checkers must catch). */
+  edit?: SourceEdit;
 }
 
 export interface RunResult {
@@ -103,6 +103,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
   const dir = `${opts.out_dir}/${opts.seed}`;
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(`${dir}/data`, { recursive: true });
+  const main = await snapshotSource(`${dir}/build`, opts.edit);
   const now = stopwatch();
   const started_at = Date.now();
   const random = sfc32(opts.seed);
@@ -116,7 +117,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       proxy_port: ports[2 * i + 1],
       data_dir: `${dir}/data/${name}`,
       log_file: `${dir}/${name}.log`,
-      main: opts.main ?? MAIN,
+      main,
     }),
   ]));
   const proxies = new Proxies(names);
@@ -247,6 +248,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     await proxies.close();
     await sink.close();
     await Deno.remove(`${dir}/data`, { recursive: true }).catch(() => {});
+    await Deno.remove(`${dir}/build`, { recursive: true }).catch(() => {});
   }
 }
 
