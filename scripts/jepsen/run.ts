@@ -240,6 +240,10 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     );
     await Deno.writeTextFile(`${dir}/timeline.svg`, renderTimeline(history));
     return { ok, dir, checks, stats: firing.stats, history };
+  } catch (error) {
+    // Keep what was recorded for the post-mortem.
+    await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
+    throw error;
   } finally {
     monitoring = false;
     await monitor;
