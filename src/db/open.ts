@@ -1,6 +1,7 @@
 /**
  * Opens the node's libSQL file: WAL journal, synchronous=FULL (every commit is fsynced before it
- * is acknowledged), then applies pending migrations.
+ * is acknowledged) unless the caller keeps its durability elsewhere (a cluster's state file: the
+ * Raft log is durable and replays what a crash lost), then applies pending migrations.
  */
 import { type Client, createClient } from "@libsql/client/node";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
@@ -29,13 +30,14 @@ export async function openDatabase(
   data_dir: string,
   file = "node.db",
   migrations: Migration[] = MIGRATIONS,
+  synchronous: "FULL" | "NORMAL" = "FULL",
 ): Promise<Database> {
   await Deno.mkdir(data_dir, { recursive: true });
   const path = `${data_dir.replace(/\/+$/, "")}/${file}`;
   const connect = async () => {
     const client = createClient({ url: `file:${path}` });
     await client.execute("PRAGMA journal_mode=WAL");
-    await client.execute("PRAGMA synchronous=FULL");
+    await client.execute(`PRAGMA synchronous=${synchronous}`);
     await client.execute("PRAGMA busy_timeout=5000");
     await migrate(client, migrations);
     return client;

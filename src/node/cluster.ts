@@ -136,6 +136,7 @@ export class ClusterNode {
       applied = snapshot.meta.index;
       options.logger.info("state restored from the stored snapshot", { index: applied });
     }
+    await storage.raiseCommit(applied);
     const stored = await options.stateDb.client.execute("SELECT id, name, address FROM members");
     const members: Member[] = stored.rows.length > 0
       ? stored.rows.map((r) => ({

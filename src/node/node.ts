@@ -41,13 +41,18 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   const logger = deps.logger.child({ node: config.node_id });
   const started_ms = Date.now();
   const load_started = performance.now();
-  const db = await openDatabase(config.data_dir);
+  const clustered = clusterWanted(config, Deno.env.toObject());
+  const db = await openDatabase(
+    config.data_dir,
+    undefined,
+    undefined,
+    clustered ? "NORMAL" : "FULL",
+  );
   const state = new SchedulerState();
   await state.load(db);
   const metrics = new NodeMetrics();
   let resolveFatal: (error: Error) => void = () => {};
   const fatal = new Promise<Error>((resolve) => resolveFatal = resolve);
-  const clustered = clusterWanted(config, Deno.env.toObject());
   let scheduler: Scheduler | null = null;
   let log: CommandLog & { readonly queued_commands: number };
   let cluster: ClusterNode | null = null;

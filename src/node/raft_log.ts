@@ -81,6 +81,9 @@ export interface RaftLogOptions {
   onFatal?: (error: Error) => void;
 }
 
+/** Proposal entries in flight (appended, not yet applied) before new proposals wait. */
+const UNCOMMITTED_ENTRIES_MAX = 2;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -341,7 +344,10 @@ export class RaftCommandLog implements CommandLog {
       this.#queued_commands = 0;
       return;
     }
-    while (this.#queue.length > 0) {
+    // Group commit across the network: while entries are on their way to a quorum, new
+    // proposals wait and go out together as one entry when one commits.
+    if (this.#pending.size >= UNCOMMITTED_ENTRIES_MAX) return;
+    while (this.#queue.length > 0 && this.#pending.size < UNCOMMITTED_ENTRIES_MAX) {
       const batch: Proposal[] = [];
       let count = 0;
       while (this.#queue.length > 0) {

@@ -188,7 +188,11 @@ export class SqliteRaftStorage implements Storage {
         args: chunk.flatMap((e) => [e.index, e.term, e.kind, e.data, crc32(e.data)]),
       });
     }
-    if (rd.hardState !== undefined) {
+    // The commit index is volatile in Raft (Figure 2): a change of it alone is not worth an
+    // fsync; it is written with the next entries, term or vote, and relearned from the leader.
+    const commitOnly = rd.hardState !== undefined && statements.length === 0 &&
+      rd.hardState.term === this.#hardState.term && rd.hardState.vote === this.#hardState.vote;
+    if (rd.hardState !== undefined && !commitOnly) {
       statements.push({
         sql:
           "INSERT INTO raft_state (key, value) VALUES ('hard_state', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -208,6 +212,21 @@ export class SqliteRaftStorage implements Storage {
       this.#ents.push(entry);
     }
     if (rd.hardState !== undefined) this.#hardState = rd.hardState;
+  }
+
+  /**
+   * Raises the stored commit index to `applied` (entries the state machine applied were
+   * committed), since commit-only changes are not written as they happen.
+   */
+  async raiseCommit(applied: number): Promise<void> {
+    if (applied <= this.#hardState.commit) return;
+    const hardState = { ...this.#hardState, commit: Math.min(applied, this.lastIndex()) };
+    await this.db.client.execute({
+      sql:
+        "INSERT INTO raft_state (key, value) VALUES ('hard_state', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      args: [JSON.stringify(hardState)],
+    });
+    this.#hardState = hardState;
   }
 
   /**

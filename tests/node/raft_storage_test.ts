@@ -93,3 +93,22 @@ Deno.test("a corrupted entry stops the open with CorruptLogError", async () => {
     await assert.rejects(() => SqliteRaftStorage.open(dir, CONF), CorruptLogError);
   });
 });
+
+Deno.test("a commit-only hard state change is not written; raiseCommit restores it from the applied index", async () => {
+  await withDir(async (dir) => {
+    let s = await SqliteRaftStorage.open(dir, CONF);
+    await s.persist({
+      entries: [entry(1, 1), entry(2, 1)],
+      hardState: { term: 1, vote: 1, commit: 0 },
+    });
+    await s.persist({ entries: [], hardState: { term: 1, vote: 1, commit: 2 } });
+    s.close();
+    s = await SqliteRaftStorage.open(dir, CONF);
+    assert.equal(s.initialState().hardState.commit, 0, "commit alone is volatile");
+    await s.raiseCommit(2);
+    s.close();
+    s = await SqliteRaftStorage.open(dir, CONF);
+    assert.deepEqual(s.initialState().hardState, { term: 1, vote: 1, commit: 2 });
+    s.close();
+  });
+});
