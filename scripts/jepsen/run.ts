@@ -68,6 +68,20 @@ async function view(url: string): Promise<ClusterView | null> {
   }
 }
 
+/** `run` until it succeeds, at most 40 times 500 ms apart (an election may be under way). */
+async function retried<T>(what: string, run: () => Promise<T>): Promise<T> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 40; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      last = error;
+      await sleep(500);
+    }
+  }
+  throw new Error(`${what}: ${last}`);
+}
+
 /** All jobs a node serves (local reads, or linearizable ones), page by page. */
 async function listJobs(url: string, linearizable: boolean): Promise<FinalJob[]> {
   const out: FinalJob[] = [];
@@ -76,12 +90,14 @@ async function listJobs(url: string, linearizable: boolean): Promise<FinalJob[]>
     const query = new URLSearchParams({ limit: "1000" });
     if (cursor !== null) query.set("cursor", cursor);
     if (linearizable) query.set("consistency", "linearizable");
-    const res = await fetch(`${url}/jobs?${query}`, { signal: AbortSignal.timeout(10_000) });
-    if (!res.ok) throw new Error(`GET /jobs on ${url}: HTTP ${res.status}`);
-    const body = await res.json() as {
-      jobs: (FinalJob & { idempotency_key: string | null })[];
-      next_cursor: string | null;
-    };
+    const body = await retried(`GET /jobs on ${url}`, async () => {
+      const res = await fetch(`${url}/jobs?${query}`, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      return await res.json() as {
+        jobs: (FinalJob & { idempotency_key: string | null })[];
+        next_cursor: string | null;
+      };
+    });
     for (const j of body.jobs) {
       out.push({
         id: j.id,
