@@ -194,7 +194,9 @@ export class BullPeer {
           Array.from({ length: Math.min(batch, opts.count - first) }, (_, j) => ({
             name: "job",
             data: { i: first + j },
-            opts: { delay: Math.max(0, start_ms + (first + j) * spacing_ms - now) },
+            // timestamp + delay is the due time BullMQ works to; fixing the timestamp keeps it
+            // equal to ours (left to BullMQ it is read per job, later than `now`).
+            opts: { timestamp: now, delay: Math.max(0, start_ms + (first + j) * spacing_ms - now) },
           })),
         );
       }
