@@ -204,6 +204,7 @@ export class SchedulerState {
   #create(cmd: Extract<Command, { type: "job.create" }>): Applied {
     const created: { id: string; created: boolean }[] = [];
     const fresh: JobRecord[] = [];
+    const freshIds = new Set<string>();
     const keysInCommand = new Map<string, string>();
     for (const job of cmd.jobs) {
       const key = job.idempotency_key;
@@ -214,11 +215,12 @@ export class SchedulerState {
         created.push({ id: existing, created: false });
         continue;
       }
-      if (this.jobs.has(job.id) || fresh.some((j) => j.id === job.id)) {
+      if (this.jobs.has(job.id) || freshIds.has(job.id)) {
         return fail("conflict", `a job with id ${job.id} exists already`);
       }
       if (key !== null) keysInCommand.set(key, job.id);
       fresh.push(job);
+      freshIds.add(job.id);
       created.push({ id: job.id, created: true });
     }
     if (this.jobs.size + fresh.length > cmd.job_limit) {
