@@ -384,7 +384,7 @@ export class RaftCommandLog implements CommandLog {
         bytes: rd.snapshot.data.byteLength,
       });
     }
-    if (rd.committed.length > 0) await this.#apply(rd.committed);
+    const commands = rd.committed.length > 0 ? await this.#apply(rd.committed) : 0;
     for (const rs of rd.readStates) this.#readIndexes.push(rs);
     this.node.advance();
     const before = this.#status;
@@ -402,7 +402,7 @@ export class RaftCommandLog implements CommandLog {
     this.#serveReads();
     if (rd.committed.length > 0) {
       this.#o.observer?.committed(
-        rd.committed.length,
+        commands,
         performance.now() - started_ms,
         this.#applied_index,
       );
@@ -410,7 +410,9 @@ export class RaftCommandLog implements CommandLog {
     }
   }
 
-  async #apply(entries: readonly Entry[]): Promise<void> {
+  /** Applies committed entries in one state transaction; returns the commands applied. */
+  async #apply(entries: readonly Entry[]): Promise<number> {
+    let commands = 0;
     const statements: InStatement[] = [];
     const effects: Effect[] = [];
     const resolutions: (() => void)[] = [];
@@ -440,8 +442,9 @@ export class RaftCommandLog implements CommandLog {
         if (mine !== undefined) resolutions.push(() => mine.proposals[0].resolve([]));
         continue;
       }
-      data.c.forEach((commands, i) => {
-        const results = commands.map((command) => {
+      data.c.forEach((proposed, i) => {
+        commands += proposed.length;
+        const results = proposed.map((command) => {
           const applied = this.#o.state.apply(command);
           statements.push(...applied.statements);
           effects.push(...applied.effects);
@@ -462,6 +465,7 @@ export class RaftCommandLog implements CommandLog {
     for (const resolve of resolutions) resolve();
     if (membersChanged) this.#o.onMembers?.(this.#members);
     if (effects.length > 0) { for (const listener of this.#listeners) listener(effects); }
+    return commands;
   }
 
   async #loadMembers(): Promise<void> {
