@@ -56,6 +56,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   let scheduler: Scheduler | null = null;
   let log: CommandLog & { readonly queued_commands: number };
   let cluster: ClusterNode | null = null;
+  let local: LocalLog | null = null;
   const startFiring = () => {
     scheduler = new Scheduler(schedulerOptions());
     scheduler.start();
@@ -82,13 +83,14 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     });
     log = cluster.log;
   } else {
-    log = await LocalLog.open(db, state, {
+    local = await LocalLog.open(db, state, {
       batch_max: config.commit_batch_max,
       queue_max: config.proposal_queue_max,
       logger,
       observer: metrics,
       onFatal: (error) => resolveFatal(error),
     });
+    log = local;
   }
   const memory_limit = config.queue_memory_limit_bytes ??
     Math.round(Deno.systemMemoryInfo().total * config.queue_memory_percent / 100);
@@ -250,6 +252,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     await cluster?.stop();
     await server.shutdown();
     clearInterval(sampler);
+    local?.close();
     db.close();
     logger.info("node stopped");
   };

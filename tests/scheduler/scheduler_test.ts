@@ -71,6 +71,7 @@ async function withScheduler(
     scheduler: null as unknown as Scheduler,
     async restart() {
       await h.scheduler.stop(0);
+      h.log.close();
       db.close();
       db = await openDatabase(dir);
       await boot();
@@ -135,6 +136,7 @@ async function withScheduler(
     await fn(h);
   } finally {
     if (scheduler !== null) await h.scheduler.stop(0);
+    h.log?.close();
     db.close();
     await sink.close();
     await Deno.remove(dir, { recursive: true });
