@@ -76,8 +76,9 @@ export function startRunSink(
   let port = 0;
   const sender = (remote_port: number): Promise<string | null> => {
     const known = senders.get(remote_port);
-    // A port is reused by later connections: trust a lookup for a few seconds only.
-    if (known !== undefined && now() - known.at < 5_000) return known.owner;
+    // A port is reused by later connections, though rarely within a minute (a lookup reads
+    // /proc/net/tcp and every node's descriptors, too costly to repeat per delivery).
+    if (known !== undefined && now() - known.at < 60_000) return known.owner;
     const owner = socketInode(remote_port, port).then((inode) =>
       inode === null ? null : ownerOf(inode, pids())
     );

@@ -21,7 +21,12 @@ export interface KeyInfo {
   keeper: boolean;
   /** Ids that creates with this key returned. */
   ids: Set<string>;
+  /** A recurring job the workload has sent its retiring cancel for. */
+  retired?: boolean;
 }
+
+/** A recurring job is cancelled this long after it starts, so live ones stay few. */
+const RECURRING_LIFETIME_MS = 20_000;
 
 /** The state clients share. */
 export interface WorkloadContext {
@@ -199,9 +204,16 @@ export async function runClient(ctx: WorkloadContext, client: number): Promise<v
     const known = [...ctx.keys.values()];
     const withIds = known.filter((k) => k.ids.size > 0);
     const victims = withIds.filter((k) => !k.keeper);
+    const old = known.find((k) =>
+      k.item.recurring && !k.retired && k.ids.size > 0 &&
+      k.item.due_ms < ctx.now() - RECURRING_LIFETIME_MS
+    );
     const roll = ctx.random();
     const anyId = (from: KeyInfo[]) => pick(ctx.random, [...pick(ctx.random, from).ids]);
-    if (roll < 0.18 || withIds.length === 0) {
+    if (old !== undefined) {
+      old.retired = true;
+      await perform(ctx, client, node, "cancel", { id: [...old.ids][0] });
+    } else if (roll < 0.18 || withIds.length === 0) {
       await perform(ctx, client, node, "create", { items: [newItem(ctx, client).item] });
     } else if (roll < 0.24) {
       const items = Array.from(
