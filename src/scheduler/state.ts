@@ -9,14 +9,15 @@
 import type { InStatement } from "@libsql/client/node";
 import type { Database } from "../db/open.ts";
 import type { ApplyResult, Command } from "./commands.ts";
-import type {
-  ExecutionRecord,
-  ExecutionStatus,
-  JobRecord,
-  JobStatus,
-  JobType,
-  OverlapPolicy,
-  Trigger,
+import {
+  type ExecutionRecord,
+  type ExecutionStatus,
+  JOB_STATUSES,
+  type JobRecord,
+  type JobStatus,
+  type JobType,
+  type OverlapPolicy,
+  type Trigger,
 } from "./model.ts";
 
 /** What the timing engine and the executor must do after a commit. */
@@ -65,6 +66,18 @@ export interface Applied {
   result: ApplyResult;
   statements: InStatement[];
   effects: Effect[];
+}
+
+/** Rows read per query when the index is rebuilt. */
+const LOAD_PAGE_ROWS = 10_000;
+
+const INTERNED = new Map<string, string>(
+  ["once", "cron", "interval", "allow", "forbid", "replace", ...JOB_STATUSES].map((s) => [s, s]),
+);
+
+/** The shared instance of a known enum string (a row's own copy otherwise). */
+function intern<T extends string>(value: T): T {
+  return (INTERNED.get(value) ?? value) as T;
 }
 
 /** Column order of `jobs`, shared by inserts and row decoding. */
@@ -140,21 +153,30 @@ export class SchedulerState {
     this.jobs.clear();
     this.idempotency.clear();
     this.active.clear();
-    const rows = await db.client.execute(
-      "SELECT id, type, status, next_fire_at, overlap_policy, idempotency_key FROM jobs",
-    );
-    for (const row of rows.rows) {
-      const id = row.id as string;
-      const key = row.idempotency_key as string | null;
-      this.jobs.set(id, {
-        type: row.type as JobType,
-        status: row.status as JobStatus,
-        next_fire_at: row.next_fire_at === null ? null : Number(row.next_fire_at),
-        overlap_policy: row.overlap_policy as OverlapPolicy,
-        idempotency_key: key,
-        active: null,
+    // Paged by id, and the repeated names interned: one query over a million rows would hold a
+    // million row objects at once, and every row's "pending" would be a string of its own.
+    let after = "";
+    for (;;) {
+      const rows = await db.client.execute({
+        sql:
+          "SELECT id, type, status, next_fire_at, overlap_policy, idempotency_key FROM jobs WHERE id > ? ORDER BY id LIMIT ?",
+        args: [after, LOAD_PAGE_ROWS],
       });
-      if (key !== null) this.idempotency.set(key, id);
+      for (const row of rows.rows) {
+        const id = row.id as string;
+        const key = row.idempotency_key as string | null;
+        this.jobs.set(id, {
+          type: intern(row.type as JobType),
+          status: intern(row.status as JobStatus),
+          next_fire_at: row.next_fire_at === null ? null : Number(row.next_fire_at),
+          overlap_policy: intern(row.overlap_policy as OverlapPolicy),
+          idempotency_key: key,
+          active: null,
+        });
+        if (key !== null) this.idempotency.set(key, id);
+      }
+      if (rows.rows.length < LOAD_PAGE_ROWS) break;
+      after = rows.rows[rows.rows.length - 1].id as string;
     }
     const execs = await db.client.execute(
       "SELECT id, job_id, status, attempt, scheduled_at, trigger, next_attempt_at FROM executions WHERE status IN ('in_progress', 'retrying')",
