@@ -90,6 +90,8 @@ export class Scheduler {
   readonly #timer: TimerQueue;
   readonly #inflight = new Map<string, AbortController>();
   readonly #redelivering = new Set<string>();
+  /** Rows of jobs whose occurrences are being settled: their deliveries start from these. */
+  readonly #settlingRows = new Map<string, JobRecord>();
   /** Due items taken from the timer whose command is not yet committed. */
   #settling = 0;
   #running = false;
@@ -212,8 +214,13 @@ export class Scheduler {
         commands.push(this.#advanceCommand(job, due_ms, runningCount(entry) > 0));
       }
       if (commands.length === 0) return;
-      const results = await this.#o.log.propose(commands);
-      this.#countOccurrences(commands, results);
+      for (const job of rows.values()) this.#settlingRows.set(job.id, job);
+      try {
+        const results = await this.#o.log.propose(commands);
+        this.#countOccurrences(commands, results);
+      } finally {
+        for (const job_id of rows.keys()) this.#settlingRows.delete(job_id);
+      }
     } catch (error) {
       this.#reportProposeError("settling due jobs", error);
     } finally {
@@ -311,7 +318,8 @@ export class Scheduler {
     const redelivery = this.#redelivering.delete(execution_id);
     const attempt = exec.attempt;
     try {
-      const job = (await this.#loadJobs([exec.job_id])).get(exec.job_id);
+      const job = this.#settlingRows.get(exec.job_id) ??
+        (await this.#loadJobs([exec.job_id])).get(exec.job_id);
       if (job === undefined) return;
       const started = this.#o.clock.now();
       if (attempt === 1 && !redelivery && exec.trigger !== "manual") {
