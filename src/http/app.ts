@@ -53,14 +53,17 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   });
   // Before the body limit and leader routing: a request without a valid token costs no more.
   app.use(apiAuth(deps.auth));
-  app.use(bodyLimit({
+  const limitBody = bodyLimit({
     maxSize: deps.max_body_bytes,
     onError: () => {
       throw new PayloadTooLargeError(
         `request body is larger than ${deps.max_body_bytes} bytes (MAX_BODY_BYTES); send less or split it`,
       );
     },
-  }));
+  });
+  // Raft RPCs have their own bound: an entry made from a full batch can exceed MAX_BODY_BYTES,
+  // and refusing it would stall replication for good.
+  app.use((c, next) => c.req.path.startsWith("/raft/") ? next() : limitBody(c, next));
 
   if (deps.cluster !== undefined) {
     app.route("/", deps.cluster.raft);
