@@ -187,6 +187,13 @@ export const SETTINGS = {
     help: "An occurrence missed by less than this fires once late; older ones are recorded missed",
     schema: duration,
   },
+  health_failure_threshold: {
+    env: "HEALTH_FAILURE_THRESHOLD",
+    flag: "health-failure-threshold",
+    default: "0.1",
+    help: "Share of failed webhook attempts (last 1,000) above which /health says degraded",
+    schema: z.coerce.number().min(0).max(1),
+  },
   webhook_secrets: {
     env: "WEBHOOK_SECRET",
     flag: "webhook-secret",

@@ -302,7 +302,9 @@ export const triggeredSchema = z.object({ job_id: z.string(), execution_id: z.st
 
 /** `GET /health`. */
 export const healthSchema = z.object({
-  status: z.literal("ok"),
+  status: z.enum(["ok", "degraded"]).meta({
+    description: "degraded: more than HEALTH_FAILURE_THRESHOLD of recent webhook attempts failed",
+  }),
   node_id: z.string(),
   mode: z.enum(["single", "cluster"]),
   role: z.string().meta({ description: "leader, follower, candidate, …" }),
@@ -320,6 +322,11 @@ export const healthSchema = z.object({
     inflight_deliveries: z.number().int(),
     max_inflight_deliveries: z.number().int(),
     proposals_queued: z.number().int(),
+  }),
+  deliveries: z.object({
+    attempts: z.number().int().meta({ description: "Recent webhook attempts (at most 1,000)" }),
+    failure_ratio: z.number(),
+    failure_threshold: z.number(),
   }),
   memory: z.object({
     rss_bytes: z.number(),

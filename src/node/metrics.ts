@@ -7,6 +7,34 @@ import { LatenessRing } from "../console/lateness.ts";
 import type { SchedulerMetrics } from "../scheduler/scheduler.ts";
 import type { LogObserver } from "./local_log.ts";
 
+/** Attempts the /health failure ratio looks back over. */
+const RECENT_OUTCOMES_MAX = 1_000;
+
+/** A ring of the last `size` attempt outcomes (true: failed). */
+export class OutcomeWindow {
+  readonly #failed: boolean[] = [];
+  #next = 0;
+  #failures = 0;
+
+  constructor(readonly size: number) {}
+
+  record(failed: boolean): void {
+    if (this.#failed.length < this.size) this.#failed.push(failed);
+    else {
+      if (this.#failed[this.#next]) this.#failures--;
+      this.#failed[this.#next] = failed;
+    }
+    if (failed) this.#failures++;
+    this.#next = (this.#next + 1) % this.size;
+  }
+
+  /** Attempts in the window and the share that failed (0 when there were none). */
+  get summary(): { attempts: number; failure_ratio: number } {
+    const attempts = this.#failed.length;
+    return { attempts, failure_ratio: attempts === 0 ? 0 : this.#failures / attempts };
+  }
+}
+
 export class NodeMetrics implements SchedulerMetrics, LogObserver {
   readonly registry = new client.Registry();
   readonly jobsCreated = new client.Counter({
@@ -135,7 +163,11 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
 
   delivery(outcome: "success" | "failure" | "aborted", error_class: string | null): void {
     this.deliveries.inc({ outcome, error_class: error_class ?? "none" });
+    if (outcome !== "aborted") this.recentOutcomes.record(outcome === "failure");
   }
+
+  /** Outcomes of the most recent webhook attempts, for /health's failure ratio. */
+  readonly recentOutcomes = new OutcomeWindow(RECENT_OUTCOMES_MAX);
 
   timerEntries(count: number): void {
     this.queueSize.set(count);

@@ -177,7 +177,9 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       health: () => {
         const status = cluster?.log.status();
         return {
-          status: "ok",
+          status: metrics.recentOutcomes.summary.failure_ratio > config.health_failure_threshold
+            ? "degraded"
+            : "ok",
           node_id: cluster?.self.name ?? config.node_id,
           mode: cluster === null ? "single" : "cluster",
           role: status?.role ?? "leader",
@@ -195,6 +197,10 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
             inflight_deliveries: scheduler?.inflight ?? 0,
             max_inflight_deliveries: config.max_inflight_deliveries,
             proposals_queued: log.queued_commands,
+          },
+          deliveries: {
+            ...metrics.recentOutcomes.summary,
+            failure_threshold: config.health_failure_threshold,
           },
           memory: {
             rss_bytes: rss,

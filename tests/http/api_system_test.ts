@@ -83,3 +83,29 @@ Deno.test("GET /metrics: Prometheus text with jobs, deliveries, lateness and HTT
     assert.ok(!text.includes(job.body.id), "a job id is used as a label value");
   });
 });
+
+Deno.test("GET /health: degraded once recent webhook failures pass HEALTH_FAILURE_THRESHOLD", async () => {
+  await withNode({ health_failure_threshold: 0.4 }, async (t) => {
+    const sink = await t.sink({ respond: (req) => ({ status: req.path === "/bad" ? 404 : 200 }) });
+    const fire = async (path: string) => {
+      const job = await t.post("/jobs", {
+        type: "once",
+        timestamp: inMs(50),
+        webhook_url: `${sink.url}${path}`,
+      });
+      assert.equal(job.status, 201, job.text);
+      await t.poll(
+        `/jobs/${job.body.id}`,
+        (j) => j.status === "completed" || j.status === "failed",
+      );
+    };
+    await fire("/good");
+    let h = (await t.get("/health")).body;
+    assert.equal(h.status, "ok");
+    assert.deepEqual(h.deliveries, { attempts: 1, failure_ratio: 0, failure_threshold: 0.4 });
+    await fire("/bad");
+    h = (await t.get("/health")).body;
+    assert.equal(h.status, "degraded", "1 failure in 2 attempts is above 0.4");
+    assert.deepEqual(h.deliveries, { attempts: 2, failure_ratio: 0.5, failure_threshold: 0.4 });
+  });
+});
