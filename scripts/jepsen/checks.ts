@@ -55,6 +55,13 @@ export interface FiringStats {
   longest_delay_ms: number;
   /** Longest delay after the final heal, for occurrences due before it. */
   longest_delay_after_heal_ms: number;
+  /**
+   * One-offs first delivered more than a second before their time, by the harness's clock (a
+   * leader whose wall clock jumped forward); counted, not a violation.
+   */
+  early: number;
+  /** How long before its time the earliest of those arrived. */
+  earliest_ms: number;
 }
 
 const LIMIT = 20;
@@ -203,6 +210,8 @@ export function checkFiring(
   let delivered = 0;
   let longest = 0;
   let longestAfterHeal = 0;
+  let early = 0;
+  let earliest = 0;
   for (const [id, due] of mustFire) {
     if (due > h.workload_end_ms) continue;
     const first = byJob.get(id)?.reduce((a, b) => (a.arrival_ms <= b.arrival_ms ? a : b));
@@ -211,6 +220,10 @@ export function checkFiring(
       continue;
     }
     delivered++;
+    if (first.arrival_ms < due - 1_000) {
+      early++;
+      earliest = Math.max(earliest, due - first.arrival_ms);
+    }
     const delay = first.arrival_ms - readyAt(h, due);
     longest = Math.max(longest, delay);
     if (due <= h.healed_ms) {
@@ -280,6 +293,8 @@ export function checkFiring(
       redeliveries,
       longest_delay_ms: Math.round(longest),
       longest_delay_after_heal_ms: Math.round(longestAfterHeal),
+      early,
+      earliest_ms: Math.round(earliest),
     },
   };
 }

@@ -107,4 +107,6 @@ export interface History {
   healed_ms: number;
   /** When the workload stopped. */
   workload_end_ms: number;
+  /** Fault kinds asked for but not run, with why ("clock: skipped: ..."). */
+  skipped?: string[];
 }

@@ -9,8 +9,9 @@
  * - `transfer`: POST /cluster/transfer-leader to another voter;
  * - `member`: DELETE /cluster/members/{id} of a node, kill it, wipe its data dir and restart
  *   it with JOIN_URL (it rejoins as a learner and is promoted); five nodes or more only;
- * - `clock`: not available: the node reads the system clock directly (no clock hook to jump)
- *   and libfaketime is not installed here; the report says so.
+ * - `clock`: jump one node's wall clock (the leader half of the time) 5-60 s forward or back
+ *   through libfaketime (see nodes.ts), hold it 3-10 s, restore it; skipped, with a line in the
+ *   report, when libfaketime is not installed. Not in the default set (README, "Fault testing").
  *
  * The schedule depends on the seed, and on timing (the leader at that moment): a seed replays
  * the same sequence of fault kinds and durations, not the same interleaving.
@@ -18,18 +19,23 @@
  * @module
  */
 import type { NemesisEvent } from "./history.ts";
-import type { NodeProcess } from "./nodes.ts";
+import { type NodeProcess, writeClockOffset } from "./nodes.ts";
 import type { Proxies } from "./proxy.ts";
 
-export type FaultKind = "kill" | "pause" | "partition" | "transfer" | "member";
+export type FaultKind = "kill" | "pause" | "partition" | "transfer" | "member" | "clock";
 
+/** Every kind `--faults` accepts. */
 export const ALL_FAULTS: readonly FaultKind[] = [
   "kill",
   "pause",
   "partition",
   "transfer",
   "member",
+  "clock",
 ];
+
+/** The kinds run when `--faults` is not given: all but `clock` (it needs libfaketime). */
+export const DEFAULT_FAULTS: readonly FaultKind[] = ALL_FAULTS.filter((f) => f !== "clock");
 
 /** What the nemesis acts on. */
 export interface NemesisContext {
@@ -182,6 +188,21 @@ async function fault(ctx: NemesisContext, kind: FaultKind): Promise<void> {
         else await res.body?.cancel();
         break;
       }
+      case "clock": {
+        const name = target(ctx);
+        const file = ctx.nodes.get(name)!.spec.clock_file;
+        if (file === undefined) throw new Error(`${name} runs without libfaketime`);
+        const jump = Math.round(5 + ctx.random() * 55) * (ctx.random() < 0.5 ? -1 : 1);
+        const offset = `${jump > 0 ? "+" : ""}${jump}s`;
+        event.nodes = [name];
+        event.detail = `clock ${offset} on ${name}${name === ctx.leader() ? " (leader)" : ""}`;
+        await writeClockOffset(file, offset);
+        await sleep(3_000 + ctx.random() * 7_000);
+        await writeClockOffset(file, "+0");
+        // libfaketime rereads the file at most a second later.
+        await sleep(1_100);
+        break;
+      }
       case "member": {
         const leader = ctx.leader();
         const others = [...ctx.nodes.keys()].filter((n) => n !== leader);
@@ -252,10 +273,11 @@ export async function runNemesis(ctx: NemesisContext): Promise<void> {
   }
 }
 
-/** Lifts partitions, continues paused nodes, restarts stopped ones. */
+/** Lifts partitions, restores clocks, continues paused nodes, restarts stopped ones. */
 export async function healAll(ctx: NemesisContext): Promise<void> {
   ctx.proxies.healAll();
   for (const [name, node] of ctx.nodes) {
+    if (node.spec.clock_file !== undefined) await writeClockOffset(node.spec.clock_file, "+0");
     if (node.paused) await node.signal("SIGCONT");
     if (!node.running) await restart(ctx, name);
   }

@@ -3,6 +3,11 @@
  * port, advertised to the others at its proxy port; stdout and stderr appended to a log file in
  * the run folder. Every process is ended by its pid; a paused one is continued first.
  *
+ * With the `clock` fault, every node runs under Debian's libfaketime (LD_PRELOAD) in file mode:
+ * the node's offset is read from its own file in the run folder (at most a second old), so the
+ * nemesis jumps a running node's wall clock by writing "+30s" or "-20s" there and restores it
+ * with "+0". The monotonic clock is left alone (as with an NTP step): timers keep firing.
+ *
  * @module
  */
 
@@ -40,6 +45,24 @@ export async function snapshotSource(dir: string, edit?: SourceEdit): Promise<st
   return `${dir}/src/main.ts`;
 }
 
+/** Debian's libfaketime (package `faketime`). */
+export const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/** Whether libfaketime is installed (the `clock` fault is skipped otherwise). */
+export function faketimeAvailable(): boolean {
+  try {
+    return Deno.statSync(FAKETIME_LIB).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Sets a node's wall-clock offset ("+0", "+30s", "-20s"): written aside and renamed in. */
+export async function writeClockOffset(file: string, offset: string): Promise<void> {
+  await Deno.writeTextFile(`${file}.tmp`, `${offset}\n`);
+  await Deno.rename(`${file}.tmp`, file);
+}
+
 /** The shared secret of a run's cluster. */
 export const RUN_SECRET = "jepsen-run-secret-0123456789";
 
@@ -53,6 +76,8 @@ export interface NodeSpec {
   log_file: string;
   /** The entry point to run (a snapshot of src/main.ts). */
   main: string;
+  /** The libfaketime offset file, when the node runs with a movable wall clock. */
+  clock_file?: string;
 }
 
 /** One node and its current process, if any. */
@@ -108,6 +133,13 @@ export class NodeProcess {
         HTTP_HOST: "127.0.0.1",
         HTTP_PORT: String(this.spec.port),
         DATA_DIR: this.spec.data_dir,
+        ...(this.spec.clock_file === undefined ? {} : {
+          LD_PRELOAD: FAKETIME_LIB,
+          FAKETIME_TIMESTAMP_FILE: this.spec.clock_file,
+          FAKETIME_CACHE_DURATION: "1",
+          FAKETIME_DONT_FAKE_MONOTONIC: "1",
+          NO_FAKE_STAT: "1",
+        }),
       },
       stdout: "null",
       stderr: "null",

@@ -86,10 +86,11 @@ export function renderReport(
     "| ---- | ----- |",
     ...[...faults].map(([k, n]) => `| ${k} | ${n} |`),
     "",
-    `Clock jumps: not run (the node reads the system clock, with no hook to move it, and libfaketime is not installed). Leader terms seen: ${terms}. Everything healed at ${
+    `${clockLine(h, opts.faults)} Leader terms seen: ${terms}. Everything healed at ${
       s(h.healed_ms)
     }.`,
     "",
+    ...(h.skipped ?? []).flatMap((line) => [`- ${line}`, ""]),
     ...(notApplied.length === 0 ? [] : [
       "Faults not applied as planned:",
       "",
@@ -112,6 +113,9 @@ export function renderReport(
       s(stats.longest_delay_ms)
     }`,
     `- longest firing delay after the final heal: ${s(stats.longest_delay_after_heal_ms)}`,
+    `- first deliveries earlier than the occurrence's time (by the harness's clock, over 1 s): ${stats.early}${
+      stats.early === 0 ? "" : `, the earliest ${s(stats.earliest_ms)} before its time`
+    }`,
     `- deliveries by sending node (from the socket's owner): ${
       [...senders].map(([k, n]) => `${k} ${n}`).join(", ")
     }`,
@@ -124,6 +128,18 @@ export function renderReport(
     "",
   ];
   return lines.join("\n");
+}
+
+/** What the report says of clock jumps: how many, or why there were none. */
+function clockLine(h: History, faults: readonly string[]): string {
+  if ((h.skipped ?? []).some((line) => line.startsWith("clock:"))) {
+    return "Clock jumps: skipped (libfaketime not installed).";
+  }
+  if (!faults.includes("clock")) {
+    return "Clock jumps: not asked for (`--faults ...,clock`, needs libfaketime).";
+  }
+  const jumps = h.nemesis.filter((e) => e.kind === "clock");
+  return `Clock jumps (libfaketime, wall clock only, monotonic untouched): ${jumps.length}.`;
 }
 
 function latencyLine(ops: HistoryOp[]): string {

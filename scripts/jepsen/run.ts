@@ -21,7 +21,15 @@ import {
 import type { History, LeaderSample } from "./history.ts";
 import { stopwatch } from "./history.ts";
 import { type FaultKind, healAll, type NemesisContext, runNemesis } from "./nemesis.ts";
-import { freePorts, NodeProcess, RUN_SECRET, snapshotSource, type SourceEdit } from "./nodes.ts";
+import {
+  faketimeAvailable,
+  freePorts,
+  NodeProcess,
+  RUN_SECRET,
+  snapshotSource,
+  type SourceEdit,
+  writeClockOffset,
+} from "./nodes.ts";
 import { Proxies } from "./proxy.ts";
 import { renderReport, renderTimeline } from "./report.ts";
 import { startRunSink } from "./sink.ts";
@@ -124,6 +132,12 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
   const started_at = Date.now();
   const random = sfc32(opts.seed);
   const names = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+  const skipped: string[] = [];
+  if (opts.faults.includes("member") && opts.nodes < 5) skipped.push("member: needs 5 nodes");
+  const clock = opts.faults.includes("clock") && faketimeAvailable();
+  if (opts.faults.includes("clock") && !clock) {
+    skipped.push("clock: skipped: libfaketime not installed (apt-get install faketime)");
+  }
   const ports = freePorts(names.length * 2);
   const nodes = new Map(names.map((name, i) => [
     name,
@@ -134,8 +148,12 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       data_dir: `${dir}/data/${name}`,
       log_file: `${dir}/${name}.log`,
       main,
+      clock_file: clock ? `${dir}/${name}.clock` : undefined,
     }),
   ]));
+  for (const node of nodes.values()) {
+    if (node.spec.clock_file !== undefined) await writeClockOffset(node.spec.clock_file, "+0");
+  }
   const proxies = new Proxies(names);
   const env: Record<string, string> = {
     CLUSTER_NODES: names.map((n) => `${n}=${nodes.get(n)!.proxy_url}`).join(","),
@@ -164,6 +182,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     leaders,
     healed_ms: 0,
     workload_end_ms: 0,
+    skipped,
   };
   const nemesis: NemesisContext = {
     random,
@@ -173,7 +192,9 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     env,
     leader: () => leader,
     events: history.nemesis,
-    faults: opts.faults.filter((f) => f !== "member" || opts.nodes >= 5),
+    faults: opts.faults.filter((f) =>
+      (f !== "member" || opts.nodes >= 5) && (f !== "clock" || clock)
+    ),
     end_ms: 0,
   };
   const monitor = (async () => {
