@@ -20,9 +20,51 @@ export interface Clock {
 /** Opaque handle of a pending clock timer. */
 export type TimerHandle = number;
 
-/** The real clock: `Date.now()` and the runtime's timers. */
+/** Wall-clock corrections up to this size are followed at once. */
+const STEP_TOLERANCE_MS = 1_000;
+/** Beyond it, the clock catches up with (or waits for) the wall clock at this share of real time. */
+const SLEW_RATE = 0.1;
+
+/**
+ * Wall-clock time that does not jump: small corrections are followed at once, but a step of
+ * the wall clock (an NTP step, a manual change) larger than `STEP_TOLERANCE_MS` relative to the
+ * monotonic clock is absorbed by running up to 10% fast or slow until the two agree again, and
+ * the value never goes back. A forward step would otherwise fire every occurrence inside the
+ * step at once (found by the Jepsen clock nemesis: a +7 s step on the leader delivered jobs 7 s
+ * early); a backward step would hold them back.
+ */
+export class SteadyWallClock {
+  #last_ms: number;
+  #last_mono_ms: number;
+
+  constructor(
+    private readonly wall: () => number = Date.now,
+    private readonly mono: () => number = () => performance.now(),
+  ) {
+    this.#last_ms = wall();
+    this.#last_mono_ms = mono();
+  }
+
+  now(): number {
+    const mono_ms = this.mono();
+    const elapsed_ms = Math.max(0, mono_ms - this.#last_mono_ms);
+    const steady_ms = this.#last_ms + elapsed_ms;
+    const drift_ms = this.wall() - steady_ms;
+    const slew_ms = elapsed_ms * SLEW_RATE;
+    const next_ms = Math.abs(drift_ms) <= STEP_TOLERANCE_MS
+      ? Math.max(this.#last_ms, steady_ms + drift_ms)
+      : steady_ms + Math.sign(drift_ms) * slew_ms;
+    this.#last_ms = next_ms;
+    this.#last_mono_ms = mono_ms;
+    return Math.floor(next_ms);
+  }
+}
+
+const steady = new SteadyWallClock();
+
+/** The real clock: wall-clock time without steps (`SteadyWallClock`), and the runtime's timers. */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => steady.now(),
   // Deno returns a number; the Number() keeps the type when Node typings are in the graph.
   setTimeout: (fn, delay_ms) => Number(setTimeout(fn, Math.max(0, delay_ms))),
   clearTimeout: (handle) => clearTimeout(handle),
