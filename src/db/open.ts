@@ -14,7 +14,6 @@ import { type Migration, MIGRATIONS } from "./migrations.ts";
 export interface Database {
   client: Client;
   orm: LibSQLDatabase;
-  path: string;
   close(): void;
   /** A consistent copy of the whole file (`VACUUM INTO`), as bytes. */
   copyBytes(): Promise<Uint8Array>;
@@ -46,7 +45,6 @@ export async function openDatabase(
   const db: Database = {
     client,
     orm: drizzle(client),
-    path,
     close: () => db.client.close(),
     async copyBytes() {
       const copy = `${path}.copy-${crypto.randomUUID()}`;

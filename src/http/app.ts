@@ -17,7 +17,6 @@ import { serveOpenApi } from "./openapi.ts";
 /** What the node exposes to the system routes. */
 export interface NodeView {
   node_id: string;
-  url: () => string;
   health(): Record<string, unknown>;
   cluster(): Record<string, unknown>;
   metricsText(): Promise<string>;

@@ -16,6 +16,9 @@ import type { ApplyResult, Command } from "../scheduler/commands.ts";
 import { type CommandLog, LogFailedError, LogOverloadedError } from "../scheduler/log.ts";
 import type { Effect, SchedulerState } from "../scheduler/state.ts";
 
+/** Log entries kept behind the applied index; older ones are compacted away. */
+const LOG_RETAIN_ENTRIES = 1_000;
+
 interface Proposal {
   commands: Command[];
   resolve: (results: ApplyResult[]) => void;
@@ -31,8 +34,6 @@ export interface LogObserver {
 export interface LocalLogOptions {
   batch_max: number;
   queue_max: number;
-  /** Log entries kept behind the applied index (older ones are compacted away). */
-  retain_entries?: number;
   logger: Logger;
   observer?: LogObserver;
   /** Called once when a write fails; the node should stop. */
@@ -164,9 +165,11 @@ export class LocalLog implements CommandLog {
         "INSERT INTO meta (key, value) VALUES ('applied_index', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
       args: [String(index)],
     });
-    const retain = this.options.retain_entries ?? 1_000;
-    if (index % 100 === 0 && index > retain) {
-      statements.push({ sql: "DELETE FROM log_entries WHERE idx <= ?", args: [index - retain] });
+    if (index % 100 === 0 && index > LOG_RETAIN_ENTRIES) {
+      statements.push({
+        sql: "DELETE FROM log_entries WHERE idx <= ?",
+        args: [index - LOG_RETAIN_ENTRIES],
+      });
     }
     try {
       await this.db.client.batch(statements, "write");

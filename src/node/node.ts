@@ -173,7 +173,6 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     },
     node: {
       node_id: cluster?.self.name ?? config.node_id,
-      url: () => url,
       health: () => {
         const status = cluster?.log.status();
         return {

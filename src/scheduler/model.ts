@@ -94,8 +94,6 @@ export type ExecutionStatus =
   | "cancelled"
   | "replaced";
 
-export const ACTIVE_EXECUTION_STATUSES: readonly ExecutionStatus[] = ["in_progress", "retrying"];
-
 /** One occurrence of a job and what became of it. */
 export interface ExecutionRecord {
   id: string;
