@@ -233,7 +233,7 @@ export const SETTINGS = {
     env: "AUTH_OPEN_HEALTH",
     flag: "auth-open-health",
     default: "true",
-    help: "true: /health and /metrics answer without a token; false: they need one too",
+    help: "true: /health, /ready and /metrics answer without a token; false: they need one too",
     schema: boolean,
   },
   commit_batch_max: {

@@ -3,12 +3,21 @@
  * (`src/cli/`); anything else (`serve`, flags, nothing) starts a node.
  */
 import { isCliInvocation, runCli } from "./cli/cli.ts";
+import type { FaultHook, VitalFailure } from "./node/vital.ts";
 
 /**
- * Reads the configuration, starts a node, stops it on SIGTERM or SIGINT. The node's modules are
- * imported here, not above, so the CLI neither loads them nor needs their permissions (FFI).
+ * How long a node whose vital loop failed keeps answering (503 on `/health` and `/ready`, so a
+ * load balancer sees why) before it exits with code 1 for its supervisor to restart it.
  */
-async function serve(args: string[]): Promise<number> {
+const FATAL_EXIT_DELAY_MS = 300;
+
+/**
+ * Reads the configuration, starts a node, stops it on SIGTERM or SIGINT, and exits non-zero
+ * within a second when one of its vital loops fails. The node's modules are imported here, not
+ * above, so the CLI neither loads them nor needs their permissions (FFI). `fault` is for tests
+ * only (tests/support/faulty_node.ts).
+ */
+export async function serve(args: string[], fault?: FaultHook): Promise<number> {
   const [
     { ConfigError, helpText, loadConfig },
     { createLogger },
@@ -36,19 +45,29 @@ async function serve(args: string[]): Promise<number> {
   const logger = createLogger(config.log_level);
   let node;
   try {
-    node = await startNode(config, { logger });
+    node = await startNode(config, { logger, fault });
   } catch (error) {
     logger.error("node failed to start", { error: (error as Error).message });
     console.error(`tickraft: ${(error as Error).message}`);
     return 1;
   }
-  const reason = await new Promise<string>((resolve) => {
-    onShutdownSignal((signal) => resolve(`signal ${signal}`));
-    node.fatal.then((error) => resolve(`storage failure: ${error.message}`));
+  const stop = await new Promise<{ signal: string } | { failure: VitalFailure }>((resolve) => {
+    onShutdownSignal((signal) => resolve({ signal }));
+    node.fatal.then((failure) => resolve({ failure }));
   });
-  logger.info("stopping", { node: config.node_id, reason });
+  if ("failure" in stop) {
+    // No graceful stop: a loop the node needs is gone, so nothing it would wait for can finish.
+    // What was in flight is redelivered after the restart, with the same Idempotency-Key.
+    logger.error("a vital loop stopped; exiting so that the supervisor restarts the node", {
+      loop: stop.failure.loop,
+      error: stop.failure.message,
+    });
+    await new Promise((resolve) => setTimeout(resolve, FATAL_EXIT_DELAY_MS));
+    return 1;
+  }
+  logger.info("stopping", { node: config.node_id, reason: `signal ${stop.signal}` });
   await node.stop();
-  return reason.startsWith("storage") ? 1 : 0;
+  return 0;
 }
 
 async function main(args: string[]): Promise<number> {

@@ -14,10 +14,23 @@ import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster.ts";
 import { type JobsDeps, jobsRoutes } from "./jobs.ts";
 import { serveOpenApi } from "./openapi.ts";
 
+/** `/health`: `status` is `ok`, `degraded` or `failed` (a vital loop stopped: 503). */
+export type HealthReport = { status: "ok" | "degraded" | "failed" } & Record<string, unknown>;
+
+/** `/ready`: whether a load balancer should send this node traffic, and why not. */
+export interface ReadyReport {
+  ready: boolean;
+  reason: string | null;
+  leader: string | null;
+  applied_index: number;
+  commit_index: number;
+}
+
 /** What the node exposes to the system routes. */
 export interface NodeView {
   node_id: string;
-  health(): Record<string, unknown>;
+  health(): HealthReport;
+  ready(): ReadyReport;
   cluster(): Record<string, unknown>;
   metricsText(): Promise<string>;
   observeRequest(method: string, route: string, status: number, seconds: number): void;
@@ -74,7 +87,14 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     app.get("/", (c) => c.redirect("/console"));
     app.route("/console", consoleRoutes({ ...deps, lateness: deps.console.lateness }));
   }
-  app.get("/health", (c) => c.json(deps.node.health()));
+  app.get("/health", (c) => {
+    const health = deps.node.health();
+    return c.json(health, health.status === "failed" ? 503 : 200);
+  });
+  app.get("/ready", (c) => {
+    const ready = deps.node.ready();
+    return c.json(ready, ready.ready ? 200 : 503);
+  });
   app.get("/debug/cluster", (c) => c.json(deps.node.cluster()));
   app.get("/metrics", async (c) => {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");

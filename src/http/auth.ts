@@ -76,6 +76,7 @@ export function apiAuth(opts: ApiAuthOptions): MiddlewareHandler {
   const open = new Set([OPENAPI_PATH, DOCS_PATH]);
   if (opts.open_health) {
     open.add("/health");
+    open.add("/ready");
     open.add("/metrics");
   }
   const clusterAuth = opts.cluster_secret ? new RaftAuth(opts.cluster_secret) : null;

@@ -16,6 +16,7 @@ import {
   errorSchema,
   healthSchema,
   joinSchema,
+  readySchema,
   transferSchema,
 } from "./schemas.ts";
 
@@ -79,7 +80,24 @@ function declareOtherRoutes(app: OpenAPIHono): void {
     summary: "Role, uptime, job counts, queue and memory use",
     description: "Open without a token unless AUTH_OPEN_HEALTH=false.",
     security: OPTIONAL_AUTH,
-    responses: { 200: json("This node's health", healthSchema), ...errorResponses(401) },
+    responses: {
+      200: json("This node's health", healthSchema),
+      503: json("A loop the node needs stopped: the process is exiting", healthSchema),
+      ...errorResponses(401),
+    },
+  }));
+  declare(createRoute({
+    method: "get",
+    path: "/ready",
+    tags: ["system"],
+    summary: "Readiness for load balancers: a leader known, the known commit applied",
+    description: "Open without a token unless AUTH_OPEN_HEALTH=false.",
+    security: OPTIONAL_AUTH,
+    responses: {
+      200: json("Ready", readySchema),
+      503: json("Not ready, with the reason", readySchema),
+      ...errorResponses(401),
+    },
   }));
   declare(createRoute({
     method: "get",

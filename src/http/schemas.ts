@@ -301,9 +301,24 @@ export const triggeredSchema = z.object({ job_id: z.string(), execution_id: z.st
   .strict();
 
 /** `GET /health`. */
+export const readySchema = z.object({
+  ready: z.boolean(),
+  reason: z.string().nullable().meta({
+    description: "Why not ready: a loop stopped, no leader is known, or the log is being applied",
+  }),
+  leader: z.string().nullable(),
+  applied_index: z.number().int(),
+  commit_index: z.number().int().meta({ description: "The commit index this node knows" }),
+}).meta({ id: "Ready" });
+
 export const healthSchema = z.object({
-  status: z.enum(["ok", "degraded"]).meta({
-    description: "degraded: more than HEALTH_FAILURE_THRESHOLD of recent webhook attempts failed",
+  status: z.enum(["ok", "degraded", "failed"]).meta({
+    description:
+      "degraded: more than HEALTH_FAILURE_THRESHOLD of recent webhook attempts failed; failed (503): a loop the node needs stopped, and the process exits within a second",
+  }),
+  failure: z.object({ loop: z.string(), error: z.string() }).optional().meta({
+    description:
+      "With status failed: which loop stopped (log_flush, raft_loop, apply, timer, dispatcher) and why",
   }),
   node_id: z.string(),
   mode: z.enum(["single", "cluster"]),

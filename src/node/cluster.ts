@@ -29,6 +29,7 @@ import { ClusterRefusalError, type Member, RaftCommandLog } from "./raft_log.ts"
 import { RaftAuth } from "./raft_codec.ts";
 import { SqliteRaftStorage } from "./raft_storage.ts";
 import { HttpTransport } from "./transport.ts";
+import type { FaultHook } from "./vital.ts";
 
 /** How often the leader tries to promote caught-up learners. */
 const PROMOTE_EVERY_MS = 250;
@@ -46,6 +47,8 @@ export interface ClusterOptions {
   /** Called when this node starts or stops being a leader that may fire. */
   onCanFire: (can: boolean) => void;
   onFatal: (error: Error) => void;
+  /** Test-only fault injection into the Raft loop. */
+  fault?: FaultHook;
 }
 
 /** A follower's replication as the leader sees it. */
@@ -181,6 +184,7 @@ export class ClusterNode {
         },
         onStatus: () => node !== null && node.#checkFiring(),
         onFatal: options.onFatal,
+        fault: options.fault,
       },
       applied,
       members,

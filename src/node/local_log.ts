@@ -5,9 +5,11 @@
  * (synchronous) libSQL write blocks the event loop.
  *
  * Each group commit is one log entry, applied in the same transaction as it is appended: the
- * tables and `meta.applied_index` never disagree. If a write fails, the in-memory index may be
- * ahead of the disk, so the log stops accepting anything and reports the failure; the node exits
- * and rebuilds from the file on restart.
+ * tables and `meta.applied_index` never disagree. If a write (or anything else in the flush)
+ * fails, the in-memory index may be ahead of the disk, so the log stops accepting anything,
+ * rejects every waiting proposal and reports the failure; the node exits and rebuilds from the
+ * file on restart. A failure in an effects listener (the timer, the dispatcher) after a commit
+ * is reported the same way: the commit stands, but nothing would act on it.
  */
 import type { InStatement } from "@libsql/client/node";
 import type { Database } from "../db/open.ts";
@@ -15,6 +17,7 @@ import type { Logger } from "../logger.ts";
 import type { ApplyResult, Command } from "../scheduler/commands.ts";
 import { type CommandLog, LogFailedError, LogOverloadedError } from "../scheduler/log.ts";
 import type { Effect, SchedulerState } from "../scheduler/state.ts";
+import type { FaultHook, VitalLoop } from "./vital.ts";
 
 /** Log entries kept behind the applied index; older ones are compacted away. */
 const LOG_RETAIN_ENTRIES = 1_000;
@@ -36,8 +39,10 @@ export interface LocalLogOptions {
   queue_max: number;
   logger: Logger;
   observer?: LogObserver;
-  /** Called once when a write fails; the node should stop. */
-  onFatal?: (error: Error) => void;
+  /** Called once when the flush or an effects listener fails; the node must stop. */
+  onFatal?: (loop: VitalLoop, error: Error) => void;
+  /** Test-only fault injection at `log.flush` and `apply.effects`. */
+  fault?: FaultHook;
 }
 
 export class LocalLog implements CommandLog {
@@ -127,12 +132,34 @@ export class LocalLog implements CommandLog {
   async #flushLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && this.#failed === null) await this.#flushOnce();
+    } catch (error) {
+      this.#fail("log_flush", error as Error, []);
     } finally {
       this.#flushing = false;
     }
   }
 
   async #flushOnce(): Promise<void> {
+    const batch = this.#takeBatch();
+    let committed: { results: ApplyResult[][]; effects: Effect[] };
+    try {
+      committed = await this.#commit(batch);
+    } catch (error) {
+      this.#fail("log_flush", error as Error, batch);
+      return;
+    }
+    batch.forEach((proposal, i) => proposal.resolve(committed.results[i]));
+    if (committed.effects.length === 0) return;
+    try {
+      this.options.fault?.("apply.effects");
+      for (const listener of this.#listeners) listener(committed.effects);
+    } catch (error) {
+      this.#fail("apply", error as Error, []);
+    }
+  }
+
+  /** Takes the next group of proposals off the queue, at most `batch_max` commands. */
+  #takeBatch(): Proposal[] {
     const batch: Proposal[] = [];
     let count = 0;
     while (this.#queue.length > 0) {
@@ -142,6 +169,15 @@ export class LocalLog implements CommandLog {
       count += next.commands.length;
     }
     this.#queued_commands -= count;
+    return batch;
+  }
+
+  /** Applies `batch` and writes it with the log entry in one transaction. */
+  async #commit(
+    batch: Proposal[],
+  ): Promise<{ results: ApplyResult[][]; effects: Effect[] }> {
+    this.options.fault?.("log.flush");
+    const count = batch.reduce((n, p) => n + p.commands.length, 0);
     const index = this.#applied_index + 1;
     const started_ms = performance.now();
     const statements: InStatement[] = [{
@@ -171,25 +207,23 @@ export class LocalLog implements CommandLog {
         args: [index - LOG_RETAIN_ENTRIES],
       });
     }
-    try {
-      await this.db.client.batch(statements, "write");
-    } catch (error) {
-      this.#fail(error as Error, batch);
-      return;
-    }
+    await this.db.client.batch(statements, "write");
     this.#applied_index = index;
     this.options.observer?.committed(count, performance.now() - started_ms, index);
-    batch.forEach((proposal, i) => proposal.resolve(results[i]));
-    if (effects.length > 0) { for (const listener of this.#listeners) listener(effects); }
+    return { results, effects };
   }
 
-  #fail(error: Error, batch: Proposal[]): void {
+  #fail(loop: VitalLoop, error: Error, batch: Proposal[]): void {
+    if (this.#failed !== null) return;
     this.#failed = error;
-    this.options.logger.error("log write failed; the node stops accepting writes", { error });
+    this.options.logger.error("the log stopped; the node stops accepting writes", {
+      loop,
+      error: error.message,
+    });
     const failure = new LogFailedError(`storage failed: ${error.message}`);
     for (const proposal of [...batch, ...this.#queue]) proposal.reject(failure);
     this.#queue = [];
     this.#queued_commands = 0;
-    this.options.onFatal?.(error);
+    this.options.onFatal?.(loop, error);
   }
 }

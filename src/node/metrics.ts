@@ -4,7 +4,7 @@
  */
 import client from "prom-client";
 import { LatenessRing } from "../console/lateness.ts";
-import type { SchedulerMetrics } from "../scheduler/scheduler.ts";
+import type { ProposalKind, SchedulerMetrics } from "../scheduler/scheduler.ts";
 import type { LogObserver } from "./local_log.ts";
 
 /** Attempts the /health failure ratio looks back over. */
@@ -45,6 +45,13 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
   readonly jobsDeleted = new client.Counter({
     name: "tickraft_jobs_deleted_total",
     help: "Jobs deleted",
+    registers: [this.registry],
+  });
+  readonly proposalRetries = new client.Counter({
+    name: "tickraft_proposal_retries_total",
+    help:
+      "Scheduler proposals that failed (log overloaded, leadership moving) and were made again after a backoff, by what they proposed (advance, attempt, finish)",
+    labelNames: ["what"],
     registers: [this.registry],
   });
   readonly rejections = new client.Counter({
@@ -179,6 +186,10 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
 
   occurrence(kind: "fired" | "skipped" | "missed", count: number): void {
     this.occurrences.inc({ kind }, count);
+  }
+
+  proposalRetry(what: ProposalKind): void {
+    this.proposalRetries.inc({ what });
   }
 
   committed(commands: number, duration_ms: number, index: number): void {

@@ -15,6 +15,7 @@ import { ClusterNode, clusterWanted } from "./cluster.ts";
 import { LocalLog } from "./local_log.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { serveHttp } from "./runtime.ts";
+import { type FaultHook, type VitalFailure, Vitals } from "./vital.ts";
 
 /** A running node. */
 export interface RunningNode {
@@ -22,15 +23,23 @@ export interface RunningNode {
   port: number;
   /** Stops serving, lets deliveries in flight finish (up to `grace_ms`), closes the file. */
   stop(grace_ms?: number): Promise<void>;
-  /** Resolves when the node stopped itself after a fatal storage error. */
-  readonly fatal: Promise<Error>;
+  /**
+   * Resolves with the first failure of a loop the node cannot run without; from then on
+   * `/health` and `/ready` answer 503 and the process must exit (src/main.ts does).
+   */
+  readonly fatal: Promise<VitalFailure>;
 }
 
 export interface NodeDeps {
   logger: Logger;
   clock?: Clock;
   fetch?: typeof fetch;
+  /** Test-only fault injection into the vital loops (tests/support/faulty_node.ts). */
+  fault?: FaultHook;
 }
+
+/** A follower is ready while it has applied all but this many entries of the known commit. */
+const READY_LAG_MAX_ENTRIES = 1_000;
 
 const MEMORY_SAMPLE_MS = 1_000;
 const COUNTS_CACHE_MS = 1_000;
@@ -51,8 +60,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   const state = new SchedulerState();
   await state.load(db);
   const metrics = new NodeMetrics();
-  let resolveFatal: (error: Error) => void = () => {};
-  const fatal = new Promise<Error>((resolve) => resolveFatal = resolve);
+  const vitals = new Vitals();
   let scheduler: Scheduler | null = null;
   let log: CommandLog & { readonly queued_commands: number };
   let cluster: ClusterNode | null = null;
@@ -79,7 +87,8 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
         if (can) startFiring();
         else void stopFiring(0);
       },
-      onFatal: (error) => resolveFatal(error),
+      onFatal: (error) => vitals.fail("raft_loop", error),
+      fault: deps.fault,
     });
     log = cluster.log;
   } else {
@@ -88,7 +97,8 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       queue_max: config.proposal_queue_max,
       logger,
       observer: metrics,
-      onFatal: (error) => resolveFatal(error),
+      onFatal: (loop, error) => vitals.fail(loop, error),
+      fault: deps.fault,
     });
     log = local;
   }
@@ -119,6 +129,8 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       per_job_max: config.history_per_job,
     },
     fetch: deps.fetch,
+    onFatal: (loop, error) => vitals.fail(loop, error),
+    fault: deps.fault,
   });
   const service = new JobService(db, log, state, clock, {
     job_limit: config.queue_job_limit,
@@ -175,10 +187,14 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       node_id: cluster?.self.name ?? config.node_id,
       health: () => {
         const status = cluster?.log.status();
+        const failure = vitals.failure;
         return {
-          status: metrics.recentOutcomes.summary.failure_ratio > config.health_failure_threshold
+          status: failure !== null
+            ? "failed"
+            : metrics.recentOutcomes.summary.failure_ratio > config.health_failure_threshold
             ? "degraded"
             : "ok",
+          ...(failure === null ? {} : { failure: { loop: failure.loop, error: failure.message } }),
           node_id: cluster?.self.name ?? config.node_id,
           mode: cluster === null ? "single" : "cluster",
           role: status?.role ?? "leader",
@@ -206,6 +222,27 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
             limit_bytes: memory_limit,
             utilization_percent: Math.round(rss / memory_limit * 1_000) / 10,
           },
+        };
+      },
+      ready: () => {
+        const failure = vitals.failure;
+        const status = cluster?.log.status();
+        const leader = cluster === null ? config.node_id : cluster.leader()?.name ?? null;
+        const commit_index = status?.commit ?? log.applied_index;
+        const lag = Math.max(0, commit_index - log.applied_index);
+        const reason = failure !== null
+          ? `${failure.loop} stopped: ${failure.message}`
+          : leader === null
+          ? "no leader is known"
+          : lag > READY_LAG_MAX_ENTRIES
+          ? `applying the log: ${lag} committed entries behind`
+          : null;
+        return {
+          ready: reason === null,
+          reason,
+          leader,
+          applied_index: log.applied_index,
+          commit_index,
         };
       },
       cluster: () =>
@@ -261,5 +298,5 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     db.close();
     logger.info("node stopped");
   };
-  return { url, port, stop, fatal };
+  return { url, port, stop, fatal: vitals.failed };
 }

@@ -26,11 +26,13 @@ import {
   type CommandLog,
   LogFailedError,
   LogOverloadedError,
+  LogRefusedError,
   NotLeaderError,
 } from "../scheduler/log.ts";
 import type { Effect, SchedulerState } from "../scheduler/state.ts";
 import type { LogObserver } from "./local_log.ts";
 import type { SqliteRaftStorage } from "./raft_storage.ts";
+import type { FaultHook } from "./vital.ts";
 
 /** One node of the cluster's address book. */
 export interface Member {
@@ -78,7 +80,10 @@ export interface RaftLogOptions {
   /** Called after every round (role, leader, commit or applied index may have moved). */
   onStatus?: () => void;
   onMembers?: (members: ReadonlyMap<NodeId, Member>) => void;
+  /** Called once when the loop stops on an error; the node must stop. */
   onFatal?: (error: Error) => void;
+  /** Test-only fault injection at `raft.round`. */
+  fault?: FaultHook;
 }
 
 /** Proposal entries in flight (appended, not yet applied) before new proposals wait. */
@@ -98,7 +103,7 @@ export class RaftCommandLog implements CommandLog {
   #pending = new Map<number, { term: number; proposals: Proposal[] }>();
   #reads = new Map<string, Waiter<void>>();
   #readIndexes: { ctx: string; index: number }[] = [];
-  #calls: (() => void)[] = [];
+  #calls: { run: () => void; reject: (error: Error) => void }[] = [];
   #listeners: ((effects: Effect[]) => void)[] = [];
   #members = new Map<NodeId, Member>();
   #status: Status;
@@ -170,8 +175,9 @@ export class RaftCommandLog implements CommandLog {
     return this.#conf;
   }
 
+  /** Leader now, and its loop runs (a failed log leads nothing). */
   isLeader(): boolean {
-    return this.#status.role === "leader";
+    return this.#failed === null && this.#status.role === "leader";
   }
 
   /** Leader whose term has a committed entry: it knows the commit index and may fire. */
@@ -239,7 +245,7 @@ export class RaftCommandLog implements CommandLog {
         const result = this.node.readIndex(ctx);
         if (!result.ok) reject(this.#refusal(result));
         else this.#reads.set(ctx, { resolve, reject });
-      });
+      }, reject);
     });
   }
 
@@ -262,7 +268,7 @@ export class RaftCommandLog implements CommandLog {
         const result = this.node.transferLeadership(to);
         if (result.ok) resolve();
         else reject(this.#refusal(result));
-      });
+      }, reject);
     });
   }
 
@@ -278,7 +284,7 @@ export class RaftCommandLog implements CommandLog {
           term: result.term,
           proposals: [{ commands: [], resolve: () => resolve(), reject }],
         });
-      });
+      }, reject);
     });
   }
 
@@ -298,9 +304,16 @@ export class RaftCommandLog implements CommandLog {
     );
   }
 
-  /** Runs `fn` inside the loop, between rounds (the core takes no calls while a Ready is out). */
-  #call(fn: () => void): void {
-    this.#calls.push(fn);
+  /**
+   * Runs `run` inside the loop, between rounds (the core takes no calls while a Ready is out);
+   * `reject` is called instead when the loop has stopped or stops before running it.
+   */
+  #call(run: () => void, reject: (error: Error) => void): void {
+    if (this.#failed !== null || !this.#running) {
+      reject(new LogFailedError("the Raft loop has stopped"));
+      return;
+    }
+    this.#calls.push({ run, reject });
     this.#kick();
   }
 
@@ -332,7 +345,7 @@ export class RaftCommandLog implements CommandLog {
     for (const m of messages) this.node.step(m);
     const calls = this.#calls;
     this.#calls = [];
-    for (const fn of calls) fn();
+    for (const call of calls) call.run();
     if (this.#queue.length > 0) this.#proposeQueued();
   }
 
@@ -370,6 +383,7 @@ export class RaftCommandLog implements CommandLog {
   }
 
   async #round(rd: Ready): Promise<void> {
+    this.#o.fault?.("raft.round");
     const started_ms = performance.now();
     await this.#o.storage.persist(rd);
     if (rd.messages.length > 0) this.#o.send(rd.messages);
@@ -519,6 +533,8 @@ export class RaftCommandLog implements CommandLog {
     for (const p of this.#queue) p.reject(error);
     this.#queue = [];
     this.#queued_commands = 0;
+    for (const call of this.#calls) call.reject(error);
+    this.#calls = [];
   }
 
   #fail(error: Error): void {
@@ -533,7 +549,7 @@ export class RaftCommandLog implements CommandLog {
 }
 
 /** The core refused a cluster operation (a change pending, a learner behind, …). */
-export class ClusterRefusalError extends Error {
+export class ClusterRefusalError extends LogRefusedError {
   constructor(readonly reason: string) {
     super(REFUSALS[reason] ?? `refused: ${reason}`);
   }

@@ -23,6 +23,12 @@ export interface CommandLog {
 /** The log refused a proposal because too many commands wait already (HTTP 503). */
 export class LogOverloadedError extends Error {}
 
+/**
+ * The log refused this proposal for a reason that passes (a leadership transfer under way, a
+ * membership change pending): the same proposal may succeed shortly.
+ */
+export class LogRefusedError extends Error {}
+
 /** The log cannot write any more (a failed fsync or a broken file); the node must restart. */
 export class LogFailedError extends Error {}
 

@@ -4,6 +4,12 @@
  * log (the claim: `job.advance`, fenced on the job's next fire time), and only once that is
  * committed does it call the webhook. Outcomes and retries go through the log too, so a crash
  * loses no retry and a restart resends what was in flight with the same Idempotency-Key.
+ *
+ * A proposal that fails (the log is overloaded, leadership is moving) drops nothing: the due
+ * occurrence, the retry or the outcome goes back into the timer and is proposed again with
+ * backoff (`proposal_retry` in the metrics). A node whose log has failed stops anyway, and an
+ * outcome that a deposed leader could not record is redelivered by the next one. Anything else
+ * that breaks the timer or the dispatcher is reported through `onFatal`: the node must stop.
  */
 import type { Database } from "../db/open.ts";
 import type { Logger } from "../logger.ts";
@@ -17,7 +23,13 @@ import {
   type WebhookMethod,
 } from "./delivery.ts";
 import { ulid } from "./ids.ts";
-import { type CommandLog, LogFailedError } from "./log.ts";
+import {
+  type CommandLog,
+  LogFailedError,
+  LogOverloadedError,
+  LogRefusedError,
+  NotLeaderError,
+} from "./log.ts";
 import type { JobRecord } from "./model.ts";
 import { nextOccurrence, occurrencesBetween, type Schedule } from "./recurrence.ts";
 import { rowToJob } from "./rows.ts";
@@ -31,7 +43,12 @@ export interface SchedulerMetrics {
   inflight(count: number): void;
   timerEntries(count: number): void;
   occurrence(kind: "fired" | "skipped" | "missed", count: number): void;
+  /** A proposal failed and will be made again after a backoff. */
+  proposalRetry(what: ProposalKind): void;
 }
+
+/** What the scheduler proposes: a due occurrence, a retry's start, an attempt's outcome. */
+export type ProposalKind = "advance" | "attempt" | "finish";
 
 export interface SchedulerOptions {
   clock: Clock;
@@ -48,6 +65,10 @@ export interface SchedulerOptions {
   random?: () => number;
   /** Substitute for the global `fetch` (tests). */
   fetch?: typeof fetch;
+  /** Called once when the timer or the dispatcher fails on an error the scheduler cannot handle. */
+  onFatal?: (loop: "timer" | "dispatcher", error: Error) => void;
+  /** Test-only fault injection at `timer.wake` and `dispatch`. */
+  fault?: (point: "timer.wake" | "dispatch") => void;
 }
 
 /** Most past occurrences enumerated when a job is found late; more are counted as one record. */
@@ -68,6 +89,11 @@ const NO_WEBHOOK: DeliveryResult = {
   response_excerpt: null,
 };
 const RETRY_KEY = "r:";
+/** Timer key of an outcome whose `exec.finish` proposal failed and is waiting to be made again. */
+const OUTCOME_KEY = "o:";
+/** Backoff of a failed proposal: doubles from the first delay up to the longest. */
+const PROPOSAL_RETRY_FIRST_MS = 50;
+const PROPOSAL_RETRY_MAX_MS = 5_000;
 
 /** The schedule a stored job follows. */
 export function scheduleOf(job: JobRecord): Schedule {
@@ -98,10 +124,15 @@ export class Scheduler {
   #pruneTimer: TimerHandle | null = null;
   #idle: (() => void)[] = [];
   readonly #unsubscribe: () => void;
+  /** Failed proposals by timer key: how many times in a row, for the backoff. */
+  readonly #proposalFailures = new Map<string, number>();
+  /** `exec.finish` commands whose proposal failed, by execution id, waiting to be made again. */
+  readonly #unrecorded = new Map<string, Extract<Command, { type: "exec.finish" }>>();
+  #fatal = false;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
-    this.#timer = new TimerQueue(options.clock, () => this.#pump());
+    this.#timer = new TimerQueue(options.clock, () => this.#wake());
     this.#unsubscribe = options.log.onEffects((effects) => this.#onEffects(effects));
   }
 
@@ -189,13 +220,59 @@ export class Scheduler {
     const due = this.#timer.takeDue(capacity);
     if (due.length === 0) return;
     this.#settling += due.length;
-    const jobs: { job_id: string; due_ms: number }[] = [];
+    const jobs: string[] = [];
     for (const item of due) {
-      if (item.key.startsWith(JOB_KEY)) {
-        jobs.push({ job_id: item.key.slice(JOB_KEY.length), due_ms: item.due_ms });
+      if (item.key.startsWith(JOB_KEY)) jobs.push(item.key.slice(JOB_KEY.length));
+      else if (item.key.startsWith(OUTCOME_KEY)) {
+        void this.#settleOutcome(item.key.slice(OUTCOME_KEY.length));
       } else void this.#settleRetry(item.key.slice(RETRY_KEY.length));
     }
     if (jobs.length > 0) void this.#settleJobs(jobs);
+  }
+
+  /** The timer's wake-up: a throw here would end the timer for good, so it stops the node. */
+  #wake(): void {
+    try {
+      this.#o.fault?.("timer.wake");
+      this.#pump();
+    } catch (error) {
+      this.#die("timer", error);
+    }
+  }
+
+  #die(loop: "timer" | "dispatcher", error: unknown): void {
+    if (this.#fatal) return;
+    this.#fatal = true;
+    this.#running = false;
+    this.#timer.stop();
+    this.#o.onFatal?.(loop, error instanceof Error ? error : new Error(String(error)));
+  }
+
+  /**
+   * A proposal for the timer entry `key` failed: log errors other than a failed log (the node
+   * stops then), put the entry back with backoff so nothing is dropped, and count it.
+   */
+  #proposalFailed(what: ProposalKind, key: string, error: unknown): void {
+    if (error instanceof LogFailedError || !this.#running) return;
+    if (!isProposalError(error)) {
+      this.#die("dispatcher", error);
+      return;
+    }
+    const failures = (this.#proposalFailures.get(key) ?? 0) + 1;
+    this.#proposalFailures.set(key, failures);
+    const delay_ms = Math.min(
+      PROPOSAL_RETRY_MAX_MS,
+      PROPOSAL_RETRY_FIRST_MS * 2 ** Math.min(failures - 1, 16),
+    );
+    this.#o.logger.warn(`proposal failed; retrying`, {
+      what,
+      key,
+      failures,
+      retry_in_ms: delay_ms,
+      error: (error as Error).message,
+    });
+    this.#o.metrics?.proposalRetry(what);
+    if (!this.#timer.has(key)) this.#timer.set(key, this.#o.clock.now() + delay_ms);
   }
 
   #settled(count: number): void {
@@ -203,28 +280,43 @@ export class Scheduler {
     this.#pump();
   }
 
-  async #settleJobs(due: { job_id: string; due_ms: number }[]): Promise<void> {
+  /**
+   * Settles the due jobs `ids`. The replicated state says when each is due (the timer only wakes
+   * the scheduler, and a retried entry wakes later than its fire time); one that is not due any
+   * more was moved by a command the timer follows already.
+   */
+  async #settleJobs(ids: string[]): Promise<void> {
+    const commands: Command[] = [];
     try {
-      const rows = await this.#loadJobs(due.map((d) => d.job_id));
-      const commands: Command[] = [];
-      for (const { job_id, due_ms } of due) {
-        const job = rows.get(job_id);
-        const entry = this.#o.state.jobs.get(job_id);
-        if (job === undefined || entry === undefined || entry.next_fire_at !== due_ms) continue;
-        commands.push(this.#advanceCommand(job, due_ms, runningCount(entry) > 0));
+      const now = this.#o.clock.now();
+      const dueIds = ids.filter((id) => {
+        const next = this.#o.state.jobs.get(id)?.next_fire_at ?? null;
+        return next !== null && next <= now;
+      });
+      const rows = await this.#loadJobs(dueIds);
+      for (const job of rows.values()) {
+        const entry = this.#o.state.jobs.get(job.id);
+        if (entry === undefined || entry.next_fire_at === null) continue;
+        commands.push(this.#advanceCommand(job, entry.next_fire_at, runningCount(entry) > 0));
       }
       if (commands.length === 0) return;
       for (const job of rows.values()) this.#settlingRows.set(job.id, job);
       try {
         const results = await this.#o.log.propose(commands);
         this.#countOccurrences(commands, results);
+        for (const job_id of rows.keys()) this.#proposalFailures.delete(JOB_KEY + job_id);
       } finally {
         for (const job_id of rows.keys()) this.#settlingRows.delete(job_id);
       }
     } catch (error) {
-      this.#reportProposeError("settling due jobs", error);
+      if (commands.length === 0) this.#die("dispatcher", error);
+      for (const command of commands) {
+        if (command.type === "job.advance") {
+          this.#proposalFailed("advance", JOB_KEY + command.job_id, error);
+        }
+      }
     } finally {
-      this.#settled(due.length);
+      this.#settled(ids.length);
     }
   }
 
@@ -301,9 +393,25 @@ export class Scheduler {
         attempt: redelivery ? exec.attempt : exec.attempt + 1,
         redelivery,
       }]);
+      this.#proposalFailures.delete(RETRY_KEY + execution_id);
       if (!result.ok) this.#redelivering.delete(execution_id);
     } catch (error) {
-      this.#reportProposeError("starting a retry", error);
+      this.#proposalFailed("attempt", RETRY_KEY + execution_id, error);
+    } finally {
+      this.#settled(1);
+    }
+  }
+
+  /** Proposes again an outcome whose first proposal failed. */
+  async #settleOutcome(execution_id: string): Promise<void> {
+    const command = this.#unrecorded.get(execution_id);
+    try {
+      if (command === undefined) return;
+      await this.#o.log.propose([{ ...command, at: this.#o.clock.now() }]);
+      this.#unrecorded.delete(execution_id);
+      this.#proposalFailures.delete(OUTCOME_KEY + execution_id);
+    } catch (error) {
+      this.#proposalFailed("finish", OUTCOME_KEY + execution_id, error);
     } finally {
       this.#settled(1);
     }
@@ -318,6 +426,7 @@ export class Scheduler {
     const redelivery = this.#redelivering.delete(execution_id);
     const attempt = exec.attempt;
     try {
+      this.#o.fault?.("dispatch");
       const job = this.#settlingRows.get(exec.job_id) ??
         (await this.#loadJobs([exec.job_id])).get(exec.job_id);
       if (job === undefined) return;
@@ -354,7 +463,7 @@ export class Scheduler {
       if (result.aborted) return;
       await this.#recordOutcome(execution_id, attempt, job, result);
     } catch (error) {
-      this.#reportProposeError("recording a delivery", error);
+      this.#die("dispatcher", error);
     } finally {
       this.#inflight.delete(execution_id);
       this.#o.metrics?.inflight(this.#inflight.size);
@@ -384,7 +493,7 @@ export class Scheduler {
         retry_in_ms: retry ? delay_ms : null,
       });
     }
-    await this.#o.log.propose([{
+    const command: Extract<Command, { type: "exec.finish" }> = {
       type: "exec.finish",
       at: now,
       execution_id,
@@ -398,7 +507,14 @@ export class Scheduler {
         response_excerpt: result.response_excerpt,
       },
       retry_at: retry ? now + delay_ms : null,
-    }]);
+    };
+    try {
+      await this.#o.log.propose([command]);
+    } catch (error) {
+      if (!isProposalError(error)) throw error;
+      this.#unrecorded.set(execution_id, command);
+      this.#proposalFailed("finish", OUTCOME_KEY + execution_id, error);
+    }
   }
 
   async #loadJobs(ids: string[]): Promise<Map<string, JobRecord>> {
@@ -421,18 +537,24 @@ export class Scheduler {
     this.#pruneTimer = this.#o.clock.setTimeout(() => {
       if (!this.#running) return;
       const now = this.#o.clock.now();
+      // A failed prune is made again at the next one: nothing is lost meanwhile.
       this.#o.log.propose([{
         type: "history.prune",
         at: now,
         before: now - this.#o.history.retention_ms,
         per_job_max: this.#o.history.per_job_max,
-      }]).catch((error) => this.#reportProposeError("pruning history", error));
+      }]).catch((error) => {
+        if (!(error instanceof LogFailedError)) {
+          this.#o.logger.warn("pruning history failed", { error: (error as Error).message });
+        }
+      });
       this.#schedulePrune(PRUNE_EVERY_MS);
     }, delay_ms);
   }
+}
 
-  #reportProposeError(what: string, error: unknown): void {
-    if (error instanceof LogFailedError) return;
-    this.#o.logger.error(`failed ${what}`, { error: (error as Error).message });
-  }
+/** An error a proposal meets when the log cannot take it now, and may later. */
+function isProposalError(error: unknown): boolean {
+  return error instanceof LogOverloadedError || error instanceof NotLeaderError ||
+    error instanceof LogRefusedError || error instanceof LogFailedError;
 }

@@ -34,6 +34,20 @@ Deno.test("GET /health: role, uptime, job counts and memory", async () => {
   });
 });
 
+Deno.test("GET /ready: a node alone is ready, and is its own leader", async () => {
+  await withNode({ node_id: "solo" }, async (t) => {
+    const res = await t.get("/ready");
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, {
+      ready: true,
+      reason: null,
+      leader: "solo",
+      applied_index: res.body.applied_index,
+      commit_index: res.body.applied_index,
+    });
+  });
+});
+
 Deno.test("GET /debug/cluster: this node as the single leader member", async () => {
   await withNode({ node_id: "api-cluster" }, async (t) => {
     const res = await t.get("/debug/cluster");

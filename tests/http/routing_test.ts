@@ -160,3 +160,18 @@ Deno.test("with API tokens set, a new node still joins: its /join is signed with
     }
   }, { api_tokens_admin: [ADMIN_TOKEN] });
 });
+
+Deno.test("GET /ready: every member is ready once a leader is known, and names it", async () => {
+  await withCluster(async (nodes, leader) => {
+    for (const [name, node] of nodes) {
+      const response = await fetch(`${node.url}/ready`);
+      const body = await response.json();
+      assert.equal(response.status, 200, `${name}: ${JSON.stringify(body)}`);
+      assert.equal(body.ready, true);
+      assert.equal(body.reason, null);
+      assert.equal(body.leader, leader);
+      assert.ok(body.applied_index >= 1 && body.commit_index >= body.applied_index);
+      assert.equal(response.headers.get("x-tickraft-node"), name, "served by the node itself");
+    }
+  });
+});

@@ -9,6 +9,7 @@ import { silentLogger } from "../../src/logger.ts";
 import { LocalLog } from "../../src/node/local_log.ts";
 import { ManualClock } from "../../src/scheduler/clock.ts";
 import type { Command } from "../../src/scheduler/commands.ts";
+import { type CommandLog, LogOverloadedError } from "../../src/scheduler/log.ts";
 import type { ExecutionRecord, JobRecord } from "../../src/scheduler/model.ts";
 import { rowToExecution } from "../../src/scheduler/rows.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
@@ -19,6 +20,8 @@ const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
 
 interface Harness {
   clock: ManualClock;
+  /** Proposals the scheduler made again after a refusal, by kind. */
+  retried: Record<string, number>;
   sink: Sink;
   log: LocalLog;
   scheduler: Scheduler;
@@ -30,9 +33,41 @@ interface Harness {
   executions(job_id: string): Promise<ExecutionRecord[]>;
 }
 
+/**
+ * A fault point in the proposal path: the scheduler's proposals that contain a command of
+ * `type` are refused `times` times (as an overloaded log refuses them) before they go through.
+ */
+interface Refusal {
+  type: Command["type"];
+  times: number;
+}
+
+/** The scheduler's view of `log`, refusing proposals as `refusal` says. */
+function refusing(log: LocalLog, refusal: Refusal | undefined): CommandLog {
+  let refused = 0;
+  return {
+    propose(commands) {
+      if (
+        refusal !== undefined && refused < refusal.times &&
+        commands.some((c) => c.type === refusal.type)
+      ) {
+        refused++;
+        return Promise.reject(new LogOverloadedError(`fault point: ${refusal.type} refused`));
+      }
+      return log.propose(commands);
+    },
+    get applied_index() {
+      return log.applied_index;
+    },
+    canFire: () => log.canFire(),
+    onEffects: (listener) => log.onEffects(listener),
+  };
+}
+
 async function withScheduler(
   sinkOptions: SinkOptions,
   fn: (h: Harness) => Promise<void>,
+  refusal?: Refusal,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tickraft-sched-" });
   const sink = await startSink(sinkOptions);
@@ -49,7 +84,7 @@ async function withScheduler(
     });
     scheduler = new Scheduler({
       clock,
-      log,
+      log: refusing(log, refusal),
       state,
       db,
       logger: silentLogger,
@@ -58,6 +93,14 @@ async function withScheduler(
       backoff: { base_ms: 1_000, max_ms: 60_000 },
       history: { retention_ms: 86_400_000, per_job_max: 1_000 },
       random: () => 0.5,
+      metrics: {
+        lateness: () => {},
+        delivery: () => {},
+        inflight: () => {},
+        timerEntries: () => {},
+        occurrence: () => {},
+        proposalRetry: (what) => h.retried[what] = (h.retried[what] ?? 0) + 1,
+      },
     });
     scheduler.start();
     h.log = log;
@@ -66,6 +109,7 @@ async function withScheduler(
   let counter = 0;
   const h: Harness = {
     clock,
+    retried: {},
     sink,
     log: null as unknown as LocalLog,
     scheduler: null as unknown as Scheduler,
@@ -241,4 +285,62 @@ Deno.test("misfire: after 10 minutes down, the latest occurrence in the window f
     await h.idle();
     assert.equal(h.sink.requests.length, 3, "both jobs fire on schedule again");
   });
+});
+
+Deno.test("a due occurrence whose claim is refused fires after a backoff, once", async () => {
+  await withScheduler({}, async (h) => {
+    const id = await h.create({ type: "once", run_at: T0 + 1_000, cron_expression: null });
+    h.clock.advance(1_000);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 0, "the claim was refused");
+    h.clock.advance(50);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 0, "refused again");
+    h.clock.advance(100);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 1, "the third claim went through");
+    const [exec] = await h.executions(id);
+    assert.equal(exec.status, "completed");
+    assert.equal(exec.scheduled_at, T0 + 1_000);
+    assert.deepEqual(h.retried, { advance: 2 });
+    h.clock.advance(10_000);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 1, "fired once");
+  }, { type: "job.advance", times: 2 });
+});
+
+Deno.test("an outcome whose record is refused is recorded after a backoff, not redelivered", async () => {
+  await withScheduler({}, async (h) => {
+    const id = await h.create({ type: "once", run_at: T0 + 1_000, cron_expression: null });
+    h.clock.advance(1_000);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 1);
+    assert.equal((await h.executions(id))[0].status, "in_progress", "the outcome waits");
+    h.clock.advance(50);
+    await h.idle();
+    const [exec] = await h.executions(id);
+    assert.equal(exec.status, "completed");
+    assert.equal(exec.redeliveries, 0);
+    assert.equal(h.sink.requests.length, 1);
+    assert.deepEqual(h.retried, { finish: 1 });
+  }, { type: "exec.finish", times: 1 });
+});
+
+Deno.test("a retry whose start is refused starts after a backoff", async () => {
+  await withScheduler({ respond: (_req, n) => ({ status: n === 1 ? 503 : 200 }) }, async (h) => {
+    const id = await h.create({ type: "once", run_at: T0 + 1_000, cron_expression: null });
+    h.clock.advance(1_000);
+    await h.idle();
+    assert.equal((await h.executions(id))[0].status, "retrying");
+    h.clock.advance(750);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 1, "the retry's start was refused");
+    h.clock.advance(50);
+    await h.idle();
+    assert.equal(h.sink.requests.length, 2);
+    const [exec] = await h.executions(id);
+    assert.equal(exec.status, "completed");
+    assert.equal(exec.attempt, 2);
+    assert.deepEqual(h.retried, { attempt: 1 });
+  }, { type: "exec.attempt", times: 1 });
 });

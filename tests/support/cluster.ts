@@ -52,6 +52,8 @@ export interface Cluster {
   env: Record<string, string>;
   /** The initial members as `CLUSTER_NODES`. */
   peers: string;
+  /** The script each node runs (src/main.ts unless the options name another). */
+  entry?: string;
 }
 
 /** Options of {@link startCluster}. */
@@ -60,6 +62,8 @@ export interface ClusterOptions {
   size?: number;
   /** Extra environment for every node, e.g. `SNAPSHOT_ENTRIES`. */
   env?: Record<string, string>;
+  /** The script each node runs instead of src/main.ts (tests/support/faulty_node.ts). */
+  entry?: string;
 }
 
 /** Free loopback ports (bound and released; the nodes bind them right after). */
@@ -110,6 +114,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     dirs: new Map(),
     env: { CLUSTER_SECRET, RAFT_TICK: "50ms", ...options.env },
     peers,
+    entry: options.entry,
   };
   try {
     await Promise.all(names.map((name) => startMember(cluster, name)));
@@ -139,12 +144,12 @@ export async function startMember(
   const initial: Record<string, string> = cluster.names.includes(name)
     ? { CLUSTER_NODES: cluster.peers }
     : {};
-  const node = await spawnNode(["--data-dir", dir, "--http-port", port], {
-    ...cluster.env,
-    NODE_ID: name,
-    ...initial,
-    ...env,
-  });
+  const node = await spawnNode(
+    ["--data-dir", dir, "--http-port", port],
+    { ...cluster.env, NODE_ID: name, ...initial, ...env },
+    undefined,
+    cluster.entry,
+  );
   cluster.nodes.set(name, node);
   return node;
 }

@@ -13,16 +13,22 @@ export interface NodeProcess {
   kill(signal: Deno.Signal): Promise<number>;
   /** Everything the node printed so far (JSON log lines). */
   output(): string;
+  /** Resolves with the exit code when the process exits by itself or is killed. */
+  readonly exited: Promise<number>;
 }
 
-/** Starts `src/main.ts` with `args` and `env`; resolves once its "node started" line appears. */
+/**
+ * Starts `src/main.ts` (or another `entry` script that runs a node) with `args` and `env`;
+ * resolves once its "node started" line appears.
+ */
 export async function spawnNode(
   args: string[],
   env: Record<string, string> = {},
   start_timeout_ms = 30_000,
+  entry = MAIN,
 ): Promise<NodeProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "--host", "127.0.0.1", "--http-port", "0", ...args],
+    args: ["run", "--allow-all", entry, "--host", "127.0.0.1", "--http-port", "0", ...args],
     env,
     stdout: "piped",
     stderr: "piped",
@@ -66,10 +72,15 @@ export async function spawnNode(
   }
   exited.catch(() => {});
   let done: Promise<number> | null = null;
+  const exitCode = child.status.then(async (s) => {
+    await pumps;
+    return s.code;
+  });
   return {
     url,
     pid: child.pid,
     output: () => text,
+    exited: exitCode,
     kill(signal: Deno.Signal): Promise<number> {
       if (done === null) {
         try {
@@ -77,10 +88,7 @@ export async function spawnNode(
         } catch {
           // already exited; its status still resolves
         }
-        done = child.status.then(async (s) => {
-          await pumps;
-          return s.code;
-        });
+        done = exitCode;
       }
       return done;
     },
