@@ -1,5 +1,5 @@
 /**
- * Measures the Raft wire format: the binary codec of `src/node/raft_codec.ts` against a JSON
+ * Measures the Raft wire format: the binary codec of `src/cluster/codec.ts` against a JSON
  * codec (byte fields as base64, decoded with the same validation), in µs per encode and decode
  * and in bytes, for three shapes: 64 heartbeats, an AppendEntries of 256 × 200-byte entries, and
  * a 1 MiB snapshot chunk; then the cost of the HMAC-SHA256 request authentication on the chosen
@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { raftRoutes } from "../src/http/raft.ts";
+import { raftRoutes } from "../src/cluster/raft_routes.ts";
 import { silentLogger } from "../src/logger.ts";
 import {
   CodecError,
@@ -19,8 +19,8 @@ import {
   encodeMessages,
   RaftAuth,
   raftPath,
-} from "../src/node/raft_codec.ts";
-import { HttpTransport } from "../src/node/transport.ts";
+} from "../src/cluster/codec.ts";
+import { HttpTransport } from "../src/cluster/transport.ts";
 import { sfc32 } from "../src/raft/prng.ts";
 import type { Entry, EntryKind, Message } from "../src/raft/types.ts";
 

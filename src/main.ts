@@ -3,7 +3,8 @@
  * (`src/cli/`); anything else (`serve`, flags, nothing) starts a node.
  */
 import { isCliInvocation, runCli } from "./cli/cli.ts";
-import type { FaultHook, VitalFailure } from "./node/vital.ts";
+import type { FaultHook } from "./faults.ts";
+import type { VitalFailure } from "./node/vitals.ts";
 
 /**
  * How long a node whose vital loop failed keeps answering (503 on `/health` and `/ready`, so a

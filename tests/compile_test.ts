@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { compile, findDenort } from "../scripts/compile.ts";
-import { CLUSTER_COMMANDS } from "../src/cli/cluster.ts";
+import { CLUSTER_COMMANDS } from "../src/cli/cluster_commands.ts";
 import { NodeMetrics } from "../src/node/metrics.ts";
 
 const START_TIMEOUT_MS = 30_000;

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { SETTINGS } from "../src/config.ts";
 import { type AppDeps, createApp } from "../src/http/app.ts";
-import type { ClusterApi } from "../src/http/cluster.ts";
-import { raftRoutes } from "../src/http/raft.ts";
+import type { ClusterApi } from "../src/http/cluster_routes.ts";
+import { raftRoutes } from "../src/cluster/raft_routes.ts";
 import { documentedRoutes, tableUnder, unquote } from "./support/readme.ts";
 
 Deno.test("README configuration table lists every setting with its flag and default", () => {

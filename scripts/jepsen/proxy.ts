@@ -16,8 +16,8 @@
  *
  * @module
  */
-import { decodeMessages } from "../../src/node/raft_codec.ts";
-import { nodeNumericId } from "../../src/node/discovery.ts";
+import { decodeMessages } from "../../src/cluster/codec.ts";
+import { nodeNumericId } from "../../src/cluster/discovery.ts";
 
 /** Longest a black-holed request is held. */
 const HOLD_MS = 10_000;

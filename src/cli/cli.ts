@@ -20,7 +20,7 @@ import {
   UsageError,
 } from "./args.ts";
 import { ApiError, ConnectionError, TickraftClient } from "./client.ts";
-import { CLUSTER_COMMANDS } from "./cluster.ts";
+import { CLUSTER_COMMANDS } from "./cluster_commands.ts";
 import { type Command, CommandError } from "./command.ts";
 import { JOB_COMMANDS } from "./jobs.ts";
 

@@ -1,5 +1,5 @@
 /** The firing-lateness chart: p50, p99 and max per bucket as inline SVG, drawn on the server. */
-import type { LatenessBucket } from "./lateness.ts";
+import type { LatenessBucket } from "../scheduler/lateness.ts";
 
 const WIDTH = 720;
 const HEIGHT = 220;

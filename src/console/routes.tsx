@@ -17,14 +17,9 @@ import {
   toJobInput,
 } from "../http/schemas.ts";
 import { fieldIssues } from "../http/errors.ts";
-import {
-  CapacityError,
-  ConflictError,
-  NotFoundError,
-  ValidationError,
-} from "../scheduler/errors.ts";
+import { CapacityError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { JobStatus } from "../scheduler/model.ts";
-import type { LatenessRing } from "./lateness.ts";
+import type { LatenessRing } from "../scheduler/lateness.ts";
 import {
   type ClusterView,
   type CreateForm,

@@ -8,7 +8,7 @@ import { raw } from "hono/html";
 import type { executionJson, jobJson } from "../http/schemas.ts";
 import { JOB_STATUSES } from "../scheduler/model.ts";
 import { formatSeconds, LatenessChart } from "./chart.tsx";
-import type { LatenessBucket } from "./lateness.ts";
+import type { LatenessBucket } from "../scheduler/lateness.ts";
 
 export type JobView = ReturnType<typeof jobJson>;
 export type ExecutionView = ReturnType<typeof executionJson>;

@@ -5,12 +5,10 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { consoleRoutes } from "../console/routes.tsx";
-import type { LatenessRing } from "../console/lateness.ts";
 import type { Logger } from "../logger.ts";
 import { apiAuth, type ApiAuthOptions } from "./auth.ts";
 import { errorResponse, PayloadTooLargeError } from "./errors.ts";
-import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster.ts";
+import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster_routes.ts";
 import { type JobsDeps, jobsRoutes } from "./jobs.ts";
 import { serveOpenApi } from "./openapi.ts";
 
@@ -44,8 +42,8 @@ export interface AppDeps extends JobsDeps {
   auth: ApiAuthOptions;
   /** Present in cluster mode: the Raft routes and leader routing. */
   cluster?: { raft: Hono; api: ClusterApi };
-  /** Present when the node serves the web console (`/console`, and `/` redirecting to it). */
-  console?: { lateness: LatenessRing };
+  /** A sub-app served at `path`, where `/` redirects to (the web console). */
+  home?: { path: string; app: Hono };
 }
 
 export function createApp(deps: AppDeps): OpenAPIHono {
@@ -83,9 +81,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     app.route("/", clusterRoutes(deps.cluster.api));
   }
   app.route("/jobs", jobsRoutes(deps));
-  if (deps.console !== undefined) {
-    app.get("/", (c) => c.redirect("/console"));
-    app.route("/console", consoleRoutes({ ...deps, lateness: deps.console.lateness }));
+  if (deps.home !== undefined) {
+    const home = deps.home.path;
+    app.get("/", (c) => c.redirect(home));
+    app.route(home, deps.home.app);
   }
   app.get("/health", (c) => {
     const health = deps.node.health();

@@ -16,7 +16,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { RaftAuth } from "../node/raft_codec.ts";
+import { CLUSTER_AUTH_HEADER, RaftAuth } from "../cluster/codec.ts";
 import { DOCS_PATH, OPENAPI_PATH } from "./openapi.ts";
 
 /** Why a request was refused: no bearer token, an unknown one, a read token on a write. */
@@ -45,9 +45,6 @@ export interface ApiAuthOptions {
 export const CONSOLE_LOGIN_PATH = "/console/login";
 /** Cookie holding the console's token. */
 export const CONSOLE_TOKEN_COOKIE = "tickraft_token";
-
-/** Header of a `POST /join` signed with the cluster secret. */
-export const CLUSTER_AUTH_HEADER = "X-Tickraft-Cluster-Auth";
 
 const digest = (token: string) => createHash("sha256").update(token).digest();
 

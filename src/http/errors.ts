@@ -11,9 +11,9 @@ import {
   type FieldIssue,
   NotFoundError,
   ValidationError,
-} from "../scheduler/errors.ts";
-import { LogFailedError, LogOverloadedError, NotLeaderError } from "../scheduler/log.ts";
-import { ClusterRefusalError } from "../node/raft_log.ts";
+} from "../errors.ts";
+import { LogFailedError, LogOverloadedError, NotLeaderError } from "../log/command_log.ts";
+import { ClusterRefusalError } from "../cluster/replicated_log.ts";
 
 /** The request body is larger than MAX_BODY_BYTES (413). */
 export class PayloadTooLargeError extends Error {}

@@ -6,7 +6,7 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { z } from "zod";
-import { ValidationError } from "../scheduler/errors.ts";
+import { ValidationError } from "../errors.ts";
 import type { JobStatus } from "../scheduler/model.ts";
 import type { JobInput, JobService } from "../scheduler/service.ts";
 import { fieldIssues } from "./errors.ts";

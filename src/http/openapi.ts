@@ -10,7 +10,7 @@ import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
 import { swaggerUI } from "@hono/swagger-ui";
 import type { Handler } from "hono";
 import { z } from "zod";
-import { RAFT_ROUTES, raftPath } from "../node/raft_codec.ts";
+import { RAFT_ROUTES, raftPath } from "../cluster/codec.ts";
 import {
   clusterViewSchema,
   errorSchema,
@@ -196,7 +196,7 @@ function declareOtherRoutes(app: OpenAPIHono): void {
       tags: ["raft"],
       summary: `Raft RPC: a batch of ${route} messages`,
       description: "Between cluster nodes only: a batch of messages in the binary codec of " +
-        "src/node/raft_codec.ts, signed with CLUSTER_SECRET (HMAC over path, timestamp and " +
+        "src/cluster/codec.ts, signed with CLUSTER_SECRET (HMAC over path, timestamp and " +
         "body in the Authorization header). API tokens do not apply.",
       security: [{ [CLUSTER_SIGNATURE]: [] }],
       request: {

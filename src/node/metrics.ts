@@ -3,9 +3,9 @@
  * tests). Names follow Prometheus conventions: `tickraft_` prefix, base units, `_total` counters.
  */
 import client from "prom-client";
-import { LatenessRing } from "../console/lateness.ts";
+import { LatenessRing } from "../scheduler/lateness.ts";
 import type { ProposalKind, SchedulerMetrics } from "../scheduler/scheduler.ts";
-import type { LogObserver } from "./local_log.ts";
+import type { LogObserver } from "../log/local_log.ts";
 
 /** Attempts the /health failure ratio looks back over. */
 const RECENT_OUTCOMES_MAX = 1_000;

@@ -4,18 +4,22 @@
  */
 import type { Config } from "../config.ts";
 import { openDatabase } from "../db/open.ts";
-import { createApp } from "../http/app.ts";
+import { type AppDeps, createApp } from "../http/app.ts";
+import { consoleRoutes } from "../console/routes.tsx";
 import type { Logger } from "../logger.ts";
 import { type Clock, systemClock } from "../scheduler/clock.ts";
-import type { CommandLog } from "../scheduler/log.ts";
+import type { CommandLog } from "../log/command_log.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/scheduler.ts";
 import { JobService } from "../scheduler/service.ts";
-import { SchedulerState } from "../scheduler/state.ts";
-import { ClusterNode, clusterWanted } from "./cluster.ts";
-import { LocalLog } from "./local_log.ts";
+import { type Effect, SchedulerState } from "../scheduler/state.ts";
+import type { Command } from "../scheduler/commands.ts";
+import { composeStateMachines } from "../log/state_machine.ts";
+import { ClusterNode, clusterWanted } from "../cluster/member.ts";
+import { LocalLog } from "../log/local_log.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { serveHttp } from "./runtime.ts";
-import { type FaultHook, type VitalFailure, Vitals } from "./vital.ts";
+import type { FaultHook } from "../faults.ts";
+import { type VitalFailure, Vitals } from "./vitals.ts";
 
 /** A running node. */
 export interface RunningNode {
@@ -38,6 +42,11 @@ export interface NodeDeps {
   fault?: FaultHook;
 }
 
+/** Every command of the node's state machine (the jobs today; workers, namespaces next). */
+type NodeCommand = Command;
+/** Every effect of the node's state machine. */
+type NodeEffect = Effect;
+
 /** A follower is ready while it has applied all but this many entries of the known commit. */
 const READY_LAG_MAX_ENTRIES = 1_000;
 
@@ -57,14 +66,16 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     undefined,
     clustered ? "NORMAL" : "FULL",
   );
+  // The node's state machine: one sub-machine per subsystem, each owning its commands.
   const state = new SchedulerState();
-  await state.load(db);
+  const machine = composeStateMachines<NodeCommand, NodeEffect>([state]);
+  await machine.load(db);
   const metrics = new NodeMetrics();
   const vitals = new Vitals();
   let scheduler: Scheduler | null = null;
-  let log: CommandLog & { readonly queued_commands: number };
-  let cluster: ClusterNode | null = null;
-  let local: LocalLog | null = null;
+  let log: CommandLog<NodeCommand, NodeEffect> & { readonly queued_commands: number };
+  let cluster: ClusterNode<NodeCommand, NodeEffect> | null = null;
+  let local: LocalLog<NodeCommand, NodeEffect> | null = null;
   const startFiring = () => {
     scheduler = new Scheduler(schedulerOptions());
     scheduler.start();
@@ -78,7 +89,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     cluster = await ClusterNode.start({
       config,
       stateDb: db,
-      state,
+      machine,
       logger,
       metrics,
       onCanFire: (can) => {
@@ -92,7 +103,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     });
     log = cluster.log;
   } else {
-    local = await LocalLog.open(db, state, {
+    local = await LocalLog.open(db, machine, {
       batch_max: config.commit_batch_max,
       queue_max: config.proposal_queue_max,
       logger,
@@ -154,7 +165,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   };
 
   let url = "";
-  const app = createApp({
+  const appDeps: AppDeps = {
     service,
     logger,
     batch_max_jobs: config.batch_max_jobs,
@@ -169,7 +180,6 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       cluster_secret: cluster === null ? "" : config.cluster_secret,
       onRefused: (reason) => metrics.apiUnauthorized.inc({ reason }),
     },
-    console: { lateness: metrics.recentLateness },
     cluster: cluster === null ? undefined : {
       raft: cluster.routes,
       api: {
@@ -264,6 +274,13 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       metricsText: () => metrics.registry.metrics(),
       observeRequest: (method, route, status, seconds) =>
         metrics.httpDuration.observe({ method, route, status: String(status) }, seconds),
+    },
+  };
+  const app = createApp({
+    ...appDeps,
+    home: {
+      path: "/console",
+      app: consoleRoutes({ ...appDeps, lateness: metrics.recentLateness }),
     },
   });
 

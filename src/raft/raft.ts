@@ -14,7 +14,7 @@
  */
 import { leaseTicks, type RaftConfig, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { assert } from "./errors.ts";
-import { RaftLog } from "./log.ts";
+import { RaftLog } from "./entry_log.ts";
 import {
   applyConfChange,
   type ConfChange,

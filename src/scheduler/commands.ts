@@ -67,10 +67,16 @@ export type Command =
 
 export type CommandType = Command["type"];
 
-/** Why a command was not applied. The HTTP layer maps codes to status codes in one place. */
-export type ApplyErrorCode = "not_found" | "conflict" | "capacity" | "stale";
-
-/** What applying one command returned to its proposer. */
-export type ApplyResult =
-  | { ok: true; created?: { id: string; created: boolean }[] }
-  | { ok: false; code: ApplyErrorCode; message: string };
+/** The command types the jobs state machine applies. */
+export const JOB_COMMAND_TYPES: readonly CommandType[] = [
+  "job.create",
+  "job.delete",
+  "job.cancel",
+  "job.pause",
+  "job.resume",
+  "job.advance",
+  "job.trigger",
+  "exec.attempt",
+  "exec.finish",
+  "history.prune",
+];

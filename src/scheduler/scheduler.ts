@@ -14,7 +14,8 @@
 import type { Database } from "../db/open.ts";
 import type { Logger } from "../logger.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
-import type { ApplyResult, Command } from "./commands.ts";
+import type { ApplyResult } from "../log/state_machine.ts";
+import type { Command } from "./commands.ts";
 import {
   backoffDelayMs,
   deliver,
@@ -29,7 +30,7 @@ import {
   LogOverloadedError,
   LogRefusedError,
   NotLeaderError,
-} from "./log.ts";
+} from "../log/command_log.ts";
 import type { JobRecord } from "./model.ts";
 import { nextOccurrence, occurrencesBetween, type Schedule } from "./recurrence.ts";
 import { rowToJob } from "./rows.ts";
@@ -52,7 +53,7 @@ export type ProposalKind = "advance" | "attempt" | "finish";
 
 export interface SchedulerOptions {
   clock: Clock;
-  log: CommandLog;
+  log: CommandLog<Command, Effect>;
   state: SchedulerState;
   db: Database;
   logger: Logger;

@@ -7,21 +7,22 @@ import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Database } from "../db/open.ts";
 import { executions, jobs } from "../db/schema.ts";
 import type { Clock } from "./clock.ts";
-import type { ApplyResult, Command } from "./commands.ts";
+import type { ApplyResult } from "../log/state_machine.ts";
+import type { Command } from "./commands.ts";
 import {
   CapacityError,
   ConflictError,
   type FieldIssue,
   NotFoundError,
   ValidationError,
-} from "./errors.ts";
+} from "../errors.ts";
 import { ulid } from "./ids.ts";
-import type { CommandLog } from "./log.ts";
+import type { CommandLog } from "../log/command_log.ts";
 import type { ExecutionRecord, JobRecord, JobStatus, JobType } from "./model.ts";
 import { nextOccurrence } from "./recurrence.ts";
 import { rowToExecution, rowToJob } from "./rows.ts";
 import { scheduleOf } from "./scheduler.ts";
-import type { SchedulerState } from "./state.ts";
+import type { Effect, SchedulerState } from "./state.ts";
 
 /**
  * A validated job definition from a client: the stored record's client-given fields, with
@@ -82,7 +83,7 @@ export interface Created {
 export class JobService {
   constructor(
     private readonly db: Database,
-    private readonly log: CommandLog,
+    private readonly log: CommandLog<Command, Effect>,
     private readonly state: SchedulerState,
     private readonly clock: Clock,
     private readonly limits: ServiceLimits,
@@ -290,6 +291,8 @@ export class JobService {
       case "conflict":
       case "stale":
         throw new ConflictError(result.message);
+      case "invalid":
+        throw new ValidationError(result.message);
     }
   }
 

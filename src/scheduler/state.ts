@@ -8,7 +8,8 @@
  */
 import type { InStatement } from "@libsql/client/node";
 import type { Database } from "../db/open.ts";
-import type { ApplyResult, Command } from "./commands.ts";
+import type { Applied as LogApplied, ApplyErrorCode, StateMachine } from "../log/state_machine.ts";
+import { type Command, JOB_COMMAND_TYPES } from "./commands.ts";
 import {
   type ExecutionRecord,
   type ExecutionStatus,
@@ -62,11 +63,7 @@ export function runningCount(job: JobIndexEntry): number {
 }
 
 /** Output of applying one command. */
-export interface Applied {
-  result: ApplyResult;
-  statements: InStatement[];
-  effects: Effect[];
-}
+type Applied = LogApplied<Effect>;
 
 /** Rows read per query when the index is rebuilt. */
 const LOAD_PAGE_ROWS = 10_000;
@@ -138,12 +135,13 @@ function insertJobs(records: JobRecord[]): InStatement[] {
   return statements;
 }
 
-function fail(code: "not_found" | "conflict" | "capacity" | "stale", message: string): Applied {
+function fail(code: ApplyErrorCode, message: string): Applied {
   return { result: { ok: false, code, message }, statements: [], effects: [] };
 }
 
 /** The replicated scheduling state: an index in memory over the tables in libSQL. */
-export class SchedulerState {
+export class SchedulerState implements StateMachine<Command, Effect> {
+  readonly command_types = JOB_COMMAND_TYPES;
   readonly jobs = new Map<string, JobIndexEntry>();
   readonly idempotency = new Map<string, string>();
   readonly active = new Map<string, ActiveExecution>();

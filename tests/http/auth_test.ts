@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { defaultConfig, loadConfig } from "../../src/config.ts";
 import { type AppDeps, createApp } from "../../src/http/app.ts";
-import type { ClusterApi } from "../../src/http/cluster.ts";
+import type { ClusterApi } from "../../src/http/cluster_routes.ts";
 import { createLogger } from "../../src/logger.ts";
 import { type ApiResponse, inMs, withNode } from "../support/node.ts";
 

@@ -5,7 +5,7 @@
  * RPCs without the cluster secret refused.
  */
 import assert from "node:assert/strict";
-import { agreedLeader, json, post, startCluster, stopCluster } from "../support/cluster.ts";
+import { agreedLeader, json, post, startCluster, stopCluster } from "../support/process_cluster.ts";
 import { startSink } from "../support/sink.ts";
 
 Deno.test("3-node cluster: follower writes, linearizable reads, kill -9 failover without loss or double fire", async () => {

@@ -7,7 +7,7 @@
  * and take writes.
  */
 import assert from "node:assert/strict";
-import type { FaultPoint } from "../../src/node/vital.ts";
+import type { FaultPoint } from "../../src/faults.ts";
 import {
   agreedLeader,
   json,
@@ -16,7 +16,7 @@ import {
   sleep,
   startCluster,
   stopCluster,
-} from "../support/cluster.ts";
+} from "../support/process_cluster.ts";
 import { type NodeProcess, spawnNode } from "../support/process.ts";
 import { startSink } from "../support/sink.ts";
 

@@ -13,7 +13,7 @@ import {
   post,
   startCluster,
   stopCluster,
-} from "../support/cluster.ts";
+} from "../support/process_cluster.ts";
 import { type RecordedRequest, startSink } from "../support/sink.ts";
 
 /** Largest gap between two consecutive fresh occurrences reaching the sink around the transfer. */

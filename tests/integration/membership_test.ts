@@ -18,7 +18,7 @@ import {
   startCluster,
   startMember,
   stopCluster,
-} from "../support/cluster.ts";
+} from "../support/process_cluster.ts";
 import { eventually } from "../support/process.ts";
 
 interface Writer {

@@ -14,7 +14,7 @@ import {
   startCluster,
   startMember,
   stopCluster,
-} from "../support/cluster.ts";
+} from "../support/process_cluster.ts";
 import { eventually } from "../support/process.ts";
 
 const SNAPSHOT_ENTRIES = 20;

@@ -19,7 +19,7 @@ Deno.test("jepsen catches a broken build: linearizable reads served without Read
     out_dir: ".tmp/jepsen-test",
     firing_bound_ms: 20_000,
     edit: {
-      file: "http/cluster.ts",
+      file: "http/cluster_routes.ts",
       from: `const linearizable = url.searchParams.get("consistency") === "linearizable";`,
       to: `const linearizable = false;`,
     },

@@ -6,14 +6,14 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../src/db/open.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { LocalLog } from "../../src/node/local_log.ts";
+import { LocalLog } from "../../src/log/local_log.ts";
 import { ManualClock } from "../../src/scheduler/clock.ts";
 import type { Command } from "../../src/scheduler/commands.ts";
-import { type CommandLog, LogOverloadedError } from "../../src/scheduler/log.ts";
+import { type CommandLog, LogOverloadedError } from "../../src/log/command_log.ts";
 import type { ExecutionRecord, JobRecord } from "../../src/scheduler/model.ts";
 import { rowToExecution } from "../../src/scheduler/rows.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
-import { SchedulerState } from "../../src/scheduler/state.ts";
+import { type Effect, SchedulerState } from "../../src/scheduler/state.ts";
 import { type Sink, type SinkOptions, startSink } from "../support/sink.ts";
 
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
@@ -23,7 +23,7 @@ interface Harness {
   /** Proposals the scheduler made again after a refusal, by kind. */
   retried: Record<string, number>;
   sink: Sink;
-  log: LocalLog;
+  log: LocalLog<Command, Effect>;
   scheduler: Scheduler;
   /** Restarts the node's state and scheduler on the same file (as after a crash). */
   restart(): Promise<void>;
@@ -43,7 +43,10 @@ interface Refusal {
 }
 
 /** The scheduler's view of `log`, refusing proposals as `refusal` says. */
-function refusing(log: LocalLog, refusal: Refusal | undefined): CommandLog {
+function refusing(
+  log: LocalLog<Command, Effect>,
+  refusal: Refusal | undefined,
+): CommandLog<Command, Effect> {
   let refused = 0;
   return {
     propose(commands) {
@@ -111,7 +114,7 @@ async function withScheduler(
     clock,
     retried: {},
     sink,
-    log: null as unknown as LocalLog,
+    log: null as unknown as LocalLog<Command, Effect>,
     scheduler: null as unknown as Scheduler,
     async restart() {
       await h.scheduler.stop(0);

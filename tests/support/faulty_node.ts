@@ -4,7 +4,7 @@
  * The production entry passes no hook; this file exists for tests/integration/fail_fast_test.ts.
  */
 import { serve } from "../../src/main.ts";
-import type { FaultPoint } from "../../src/node/vital.ts";
+import type { FaultPoint } from "../../src/faults.ts";
 
 const point = Deno.env.get("TICKRAFT_TEST_FAULT") as FaultPoint | undefined;
 let armed = false;

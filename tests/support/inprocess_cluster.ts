@@ -1,13 +1,13 @@
 /**
  * Three cluster nodes in this process: real libSQL files in temp dirs, real HTTP and Raft
  * traffic on loopback. Faster to start than child processes; for crash tests use
- * `tests/support/cluster.ts`, which runs each node as its own process.
+ * `tests/support/process_cluster.ts`, which runs each node as its own process.
  */
 import assert from "node:assert/strict";
 import { type Config, defaultConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
-import { freePorts } from "./cluster.ts";
+import { freePorts } from "./process_cluster.ts";
 
 /** The cluster secret the in-process nodes share. */
 export const INPROCESS_SECRET = "inprocess-test-secret-0123456789";

@@ -14,19 +14,13 @@
 import type { InStatement } from "@libsql/client/node";
 import type { Database } from "../db/open.ts";
 import type { Logger } from "../logger.ts";
-import type { ApplyResult, Command } from "../scheduler/commands.ts";
-import { type CommandLog, LogFailedError, LogOverloadedError } from "../scheduler/log.ts";
-import type { Effect, SchedulerState } from "../scheduler/state.ts";
-import type { FaultHook, VitalLoop } from "./vital.ts";
+import type { FaultHook, VitalLoop } from "../faults.ts";
+import { type CommandLog, LogFailedError } from "./command_log.ts";
+import { type Proposal, ProposalQueue } from "./proposal_queue.ts";
+import type { ApplyResult, StateMachine, TypedCommand } from "./state_machine.ts";
 
 /** Log entries kept behind the applied index; older ones are compacted away. */
 const LOG_RETAIN_ENTRIES = 1_000;
-
-interface Proposal {
-  commands: Command[];
-  resolve: (results: ApplyResult[]) => void;
-  reject: (error: Error) => void;
-}
 
 /** Observations for metrics. */
 export interface LogObserver {
@@ -45,29 +39,32 @@ export interface LocalLogOptions {
   fault?: FaultHook;
 }
 
-export class LocalLog implements CommandLog {
-  #queue: Proposal[] = [];
-  #queued_commands = 0;
+export class LocalLog<C extends TypedCommand, E> implements CommandLog<C, E> {
+  readonly #queue: ProposalQueue<C>;
   #flushing = false;
   readonly #channel = new MessageChannel();
   readonly #wakePort = this.#channel.port2;
   #failed: Error | null = null;
   #applied_index = 0;
-  #listeners: ((effects: Effect[]) => void)[] = [];
+  #listeners: ((effects: E[]) => void)[] = [];
+  readonly #db: Database;
+  readonly #machine: StateMachine<C, E>;
+  readonly #options: LocalLogOptions;
 
-  private constructor(
-    private readonly db: Database,
-    private readonly state: SchedulerState,
-    private readonly options: LocalLogOptions,
-  ) {}
+  private constructor(db: Database, machine: StateMachine<C, E>, options: LocalLogOptions) {
+    this.#db = db;
+    this.#machine = machine;
+    this.#options = options;
+    this.#queue = new ProposalQueue(options.queue_max, (n) => options.observer?.queued(n));
+  }
 
-  /** Opens the log over a loaded state: reads the applied index. */
-  static async open(
+  /** Opens the log over a loaded state machine: reads the applied index. */
+  static async open<C extends TypedCommand, E>(
     db: Database,
-    state: SchedulerState,
+    machine: StateMachine<C, E>,
     options: LocalLogOptions,
-  ): Promise<LocalLog> {
-    const log = new LocalLog(db, state, options);
+  ): Promise<LocalLog<C, E>> {
+    const log = new LocalLog(db, machine, options);
     log.#channel.port1.onmessage = () => log.#flushLoop();
     const row = await db.client.execute("SELECT value FROM meta WHERE key = 'applied_index'");
     log.#applied_index = row.rows.length === 0 ? 0 : Number(row.rows[0].value);
@@ -85,38 +82,28 @@ export class LocalLog implements CommandLog {
   }
 
   get queued_commands(): number {
-    return this.#queued_commands;
+    return this.#queue.queued_commands;
   }
 
   canFire(): boolean {
     return this.#failed === null;
   }
 
-  onEffects(listener: (effects: Effect[]) => void): () => void {
+  onEffects(listener: (effects: E[]) => void): () => void {
     this.#listeners.push(listener);
     return () => this.#listeners = this.#listeners.filter((l) => l !== listener);
   }
 
-  propose(commands: Command[]): Promise<ApplyResult[]> {
+  propose(commands: C[]): Promise<ApplyResult[]> {
     if (this.#failed !== null) {
       return Promise.reject(new LogFailedError(`storage failed: ${this.#failed.message}`));
     }
-    if (this.#queued_commands + commands.length > this.options.queue_max) {
-      return Promise.reject(
-        new LogOverloadedError(
-          `${this.#queued_commands} commands are waiting for a commit (limit PROPOSAL_QUEUE_MAX=${this.options.queue_max}); retry shortly`,
-        ),
-      );
+    const queued = this.#queue.push(commands);
+    if (!this.#flushing && !this.#queue.empty) {
+      this.#flushing = true;
+      this.#yieldThenFlush();
     }
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ commands, resolve, reject });
-      this.#queued_commands += commands.length;
-      this.options.observer?.queued(this.#queued_commands);
-      if (!this.#flushing) {
-        this.#flushing = true;
-        this.#yieldThenFlush();
-      }
-    });
+    return queued;
   }
 
   /**
@@ -131,7 +118,7 @@ export class LocalLog implements CommandLog {
 
   async #flushLoop(): Promise<void> {
     try {
-      while (this.#queue.length > 0 && this.#failed === null) await this.#flushOnce();
+      while (!this.#queue.empty && this.#failed === null) await this.#flushOnce();
     } catch (error) {
       this.#fail("log_flush", error as Error, []);
     } finally {
@@ -140,8 +127,8 @@ export class LocalLog implements CommandLog {
   }
 
   async #flushOnce(): Promise<void> {
-    const batch = this.#takeBatch();
-    let committed: { results: ApplyResult[][]; effects: Effect[] };
+    const batch = this.#queue.take(this.#options.batch_max);
+    let committed: { results: ApplyResult[][]; effects: E[] };
     try {
       committed = await this.#commit(batch);
     } catch (error) {
@@ -151,32 +138,18 @@ export class LocalLog implements CommandLog {
     batch.forEach((proposal, i) => proposal.resolve(committed.results[i]));
     if (committed.effects.length === 0) return;
     try {
-      this.options.fault?.("apply.effects");
+      this.#options.fault?.("apply.effects");
       for (const listener of this.#listeners) listener(committed.effects);
     } catch (error) {
       this.#fail("apply", error as Error, []);
     }
   }
 
-  /** Takes the next group of proposals off the queue, at most `batch_max` commands. */
-  #takeBatch(): Proposal[] {
-    const batch: Proposal[] = [];
-    let count = 0;
-    while (this.#queue.length > 0) {
-      const next = this.#queue[0];
-      if (batch.length > 0 && count + next.commands.length > this.options.batch_max) break;
-      batch.push(this.#queue.shift()!);
-      count += next.commands.length;
-    }
-    this.#queued_commands -= count;
-    return batch;
-  }
-
   /** Applies `batch` and writes it with the log entry in one transaction. */
   async #commit(
-    batch: Proposal[],
-  ): Promise<{ results: ApplyResult[][]; effects: Effect[] }> {
-    this.options.fault?.("log.flush");
+    batch: Proposal<C>[],
+  ): Promise<{ results: ApplyResult[][]; effects: E[] }> {
+    this.#options.fault?.("log.flush");
     const count = batch.reduce((n, p) => n + p.commands.length, 0);
     const index = this.#applied_index + 1;
     const started_ms = performance.now();
@@ -185,11 +158,11 @@ export class LocalLog implements CommandLog {
       args: [index, JSON.stringify(batch.flatMap((p) => p.commands))],
     }];
     const results: ApplyResult[][] = [];
-    const effects: Effect[] = [];
+    const effects: E[] = [];
     for (const proposal of batch) {
       const own: ApplyResult[] = [];
       for (const command of proposal.commands) {
-        const applied = this.state.apply(command);
+        const applied = this.#machine.apply(command);
         own.push(applied.result);
         statements.push(...applied.statements);
         effects.push(...applied.effects);
@@ -207,23 +180,22 @@ export class LocalLog implements CommandLog {
         args: [index - LOG_RETAIN_ENTRIES],
       });
     }
-    await this.db.client.batch(statements, "write");
+    await this.#db.client.batch(statements, "write");
     this.#applied_index = index;
-    this.options.observer?.committed(count, performance.now() - started_ms, index);
+    this.#options.observer?.committed(count, performance.now() - started_ms, index);
     return { results, effects };
   }
 
-  #fail(loop: VitalLoop, error: Error, batch: Proposal[]): void {
+  #fail(loop: VitalLoop, error: Error, batch: Proposal<C>[]): void {
     if (this.#failed !== null) return;
     this.#failed = error;
-    this.options.logger.error("the log stopped; the node stops accepting writes", {
+    this.#options.logger.error("the log stopped; the node stops accepting writes", {
       loop,
       error: error.message,
     });
     const failure = new LogFailedError(`storage failed: ${error.message}`);
-    for (const proposal of [...batch, ...this.#queue]) proposal.reject(failure);
-    this.#queue = [];
-    this.#queued_commands = 0;
-    this.options.onFatal?.(loop, error);
+    for (const proposal of batch) proposal.reject(failure);
+    this.#queue.rejectAll(failure);
+    this.#options.onFatal?.(loop, error);
   }
 }

@@ -16,7 +16,7 @@ import {
   type PeerSpec,
   type Resolver,
   staticDiscovery,
-} from "../../src/node/discovery.ts";
+} from "../../src/cluster/discovery.ts";
 import { type DnsServer, type NameRecords, startDnsServer } from "../support/dns_server.ts";
 
 /** Runs `body` with a DNS server serving `records` and a resolver pointed at it. */

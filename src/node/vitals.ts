@@ -4,21 +4,11 @@
  * `/health` and `/ready` answer 503 with its reason, and the process exits non-zero so that
  * systemd, Fly or Kubernetes restarts it (see `src/main.ts`). A node never goes on half-alive.
  *
- * Fault points: the same loops call `fault(point)` at the places a test may make them fail. The
- * production node passes no hook; a test entry (tests/support/faulty_node.ts) passes one that
- * throws at the named point.
+ * The loops and their fault points are named in `src/faults.ts`.
  *
  * @module
  */
-
-/** A loop the node cannot run without. */
-export type VitalLoop = "log_flush" | "raft_loop" | "apply" | "timer" | "dispatcher";
-
-/** Where a test can make a vital loop fail. */
-export type FaultPoint = "log.flush" | "raft.round" | "apply.effects" | "timer.wake" | "dispatch";
-
-/** Called at each fault point; throws to inject a failure there. */
-export type FaultHook = (point: FaultPoint) => void;
+import type { VitalLoop } from "../faults.ts";
 
 /** The first vital failure of a node. */
 export interface VitalFailure {

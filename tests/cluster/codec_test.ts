@@ -8,7 +8,7 @@ import {
   RaftAuth,
   raftPath,
   routeOf,
-} from "../../src/node/raft_codec.ts";
+} from "../../src/cluster/codec.ts";
 import { randomInt, sfc32 } from "../../src/raft/prng.ts";
 import type { Entry, EntryKind, Message, MessageType, NodeId } from "../../src/raft/types.ts";
 

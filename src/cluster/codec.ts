@@ -1,6 +1,6 @@
 /**
  * The wire protocol of Raft RPCs between nodes, shared by the sending transport
- * (`src/node/transport.ts`) and the receiving routes (`src/http/raft.ts`):
+ * (`src/cluster/transport.ts`) and the receiving routes (`src/cluster/raft_routes.ts`):
  *
  * - the body codec: a compact binary layout (version byte, LEB128 varints, raw entry and snapshot
  *   bytes), chosen over JSON after measuring both (docs/transport.md);
@@ -551,6 +551,9 @@ export interface RaftClaim {
   readonly mac: Uint8Array;
 }
 
+/** Header of a request other than a Raft RPC (`POST /join`) signed with the cluster secret. */
+export const CLUSTER_AUTH_HEADER = "X-Tickraft-Cluster-Auth";
+
 /**
  * Signs and checks Raft requests with the cluster secret: `Authorization: Tickraft-HMAC-SHA256
  * <timestamp_ms>:<hex HMAC-SHA256 of "tickraft-raft-v1\n" + path + "\n" + timestamp_ms + "\n" +
@@ -562,6 +565,7 @@ export interface RaftClaim {
  * the body is hashed in place, about 3x cheaper than `crypto.subtle` on small bodies
  * (docs/transport.md).
  */
+
 export class RaftAuth {
   readonly #secret: Buffer;
 

@@ -1,7 +1,7 @@
 /**
  * The Raft RPC routes, served on the API's port: `POST /raft/append`, `/raft/vote`,
  * `/raft/pre-vote`, `/raft/snapshot`, `/raft/timeout-now`. Each request carries a batch of
- * messages of its route in the binary codec of `src/node/raft_codec.ts`, signed with the cluster
+ * messages of its route in the binary codec of `src/cluster/codec.ts`, signed with the cluster
  * secret. The answer is only an acknowledgement of receipt (204): Raft responses travel back as
  * requests from the receiver's own transport.
  *
@@ -27,7 +27,7 @@ import {
   raftPath,
   type RaftRoute,
   routeOf,
-} from "../node/raft_codec.ts";
+} from "./codec.ts";
 
 /** What the Raft routes need from the node. */
 export interface RaftRoutesOptions {

@@ -10,13 +10,11 @@
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/open.ts";
-import { CLUSTER_AUTH_HEADER } from "../http/auth.ts";
-import { raftRoutes } from "../http/raft.ts";
+import { raftRoutes } from "./raft_routes.ts";
 import type { Logger } from "../logger.ts";
 import type { NodeId } from "../raft/types.ts";
 import { sfc32 } from "../raft/prng.ts";
-import { ConflictError, NotFoundError, ValidationError } from "../scheduler/errors.ts";
-import type { SchedulerState } from "../scheduler/state.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import {
   discoverWithRetry,
   type Discovery,
@@ -24,12 +22,13 @@ import {
   nodeNumericId,
   parsePeers,
 } from "./discovery.ts";
-import type { NodeMetrics } from "./metrics.ts";
-import { ClusterRefusalError, type Member, RaftCommandLog } from "./raft_log.ts";
-import { RaftAuth } from "./raft_codec.ts";
+import { ClusterRefusalError, type Member, ReplicatedLog } from "./replicated_log.ts";
+import { CLUSTER_AUTH_HEADER, RaftAuth } from "./codec.ts";
 import { SqliteRaftStorage } from "./raft_storage.ts";
 import { HttpTransport } from "./transport.ts";
-import type { FaultHook } from "./vital.ts";
+import type { FaultHook } from "../faults.ts";
+import type { LogObserver } from "../log/local_log.ts";
+import type { StateMachine, TypedCommand } from "../log/state_machine.ts";
 
 /** How often the leader tries to promote caught-up learners. */
 const PROMOTE_EVERY_MS = 250;
@@ -38,17 +37,23 @@ const PROMOTE_LAG_MAX = 64;
 /** Longest wait for a leadership transfer on shutdown. */
 const TRANSFER_WAIT_MS = 5_000;
 
-export interface ClusterOptions {
+export interface ClusterOptions<C extends TypedCommand, E> {
   config: Config;
   stateDb: Database;
-  state: SchedulerState;
+  /** The node's state machine; the replicated log applies committed commands to it. */
+  machine: StateMachine<C, E>;
   logger: Logger;
-  metrics: NodeMetrics;
+  metrics: ClusterMetrics;
   /** Called when this node starts or stops being a leader that may fire. */
   onCanFire: (can: boolean) => void;
   onFatal: (error: Error) => void;
   /** Test-only fault injection into the Raft loop. */
   fault?: FaultHook;
+}
+
+/** What a cluster member reports for metrics. */
+export interface ClusterMetrics extends LogObserver {
+  raftUnauthorized: { inc(labels: { route: string }): void };
 }
 
 /** A follower's replication as the leader sees it. */
@@ -60,20 +65,20 @@ export interface FollowerView {
   lag: number | null;
 }
 
-export class ClusterNode {
-  readonly log: RaftCommandLog;
+export class ClusterNode<C extends TypedCommand, E> {
+  readonly log: ReplicatedLog<C, E>;
   readonly self: Member;
   readonly routes: Hono;
-  readonly #o: ClusterOptions;
+  readonly #o: ClusterOptions<C, E>;
   readonly #transport: HttpTransport;
   readonly #storage: SqliteRaftStorage;
   #promoter: ReturnType<typeof setInterval> | undefined;
   #canFire = false;
 
   private constructor(
-    options: ClusterOptions,
+    options: ClusterOptions<C, E>,
     self: Member,
-    log: RaftCommandLog,
+    log: ReplicatedLog<C, E>,
     transport: HttpTransport,
     storage: SqliteRaftStorage,
   ) {
@@ -97,7 +102,9 @@ export class ClusterNode {
    * BOOTSTRAP_EXPECT of them) or joins an existing one (JOIN_URL, or a discovered member that
    * already has a leader).
    */
-  static async start(options: ClusterOptions): Promise<ClusterNode> {
+  static async start<C extends TypedCommand, E>(
+    options: ClusterOptions<C, E>,
+  ): Promise<ClusterNode<C, E>> {
     const { config } = options;
     if (config.cluster_secret === "") {
       throw new ValidationError(
@@ -135,7 +142,7 @@ export class ClusterNode {
       // The node stopped after raft.db took a snapshot from the leader but before the state file
       // was replaced: the entries it needs are compacted away, so the state comes from there.
       await options.stateDb.replaceWith(snapshot.data);
-      await options.state.load(options.stateDb);
+      await options.machine.load(options.stateDb);
       applied = snapshot.meta.index;
       options.logger.info("state restored from the stored snapshot", { index: applied });
     }
@@ -155,12 +162,12 @@ export class ClusterNode {
       inflight_max: 8,
       logger: options.logger,
     });
-    let node: ClusterNode | null = null;
-    const log = new RaftCommandLog(
+    let node: ClusterNode<C, E> | null = null;
+    const log = new ReplicatedLog<C, E>(
       {
         id: self.id,
         storage,
-        state: options.state,
+        machine: options.machine,
         stateDb: options.stateDb,
         send: (messages) => transport.send(messages),
         random: sfc32(crypto.getRandomValues(new Uint32Array(1))[0]),
@@ -175,7 +182,7 @@ export class ClusterNode {
         takeSnapshot: () => options.stateDb.copyBytes(),
         installSnapshot: async (data) => {
           await options.stateDb.replaceWith(data);
-          await options.state.load(options.stateDb);
+          await options.machine.load(options.stateDb);
         },
         onMembers: (all) => {
           const peersById = new Map<NodeId, string>();

@@ -1,6 +1,6 @@
 /** The Raft log on a real libSQL file: what persist() wrote is what a reopen reads. */
 import assert from "node:assert/strict";
-import { CorruptLogError, crc32, SqliteRaftStorage } from "../../src/node/raft_storage.ts";
+import { CorruptLogError, crc32, SqliteRaftStorage } from "../../src/cluster/raft_storage.ts";
 import type { Entry } from "../../src/raft/types.ts";
 
 const CONF = { voters: [1, 2, 3], learners: [] };

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { raftRoutes } from "../../src/http/raft.ts";
+import { raftRoutes } from "../../src/cluster/raft_routes.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { encodeMessages, RaftAuth, raftPath } from "../../src/node/raft_codec.ts";
+import { encodeMessages, RaftAuth, raftPath } from "../../src/cluster/codec.ts";
 import {
   HttpTransport,
   type HttpTransportOptions,
   type TransportObserver,
-} from "../../src/node/transport.ts";
+} from "../../src/cluster/transport.ts";
 import type { Message, NodeId } from "../../src/raft/types.ts";
 
 const SECRET = "test-cluster-secret";

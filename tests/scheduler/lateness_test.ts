@@ -1,6 +1,6 @@
 /** The console's lateness ring: buckets by wall time, percentiles, bounded memory, the window. */
 import assert from "node:assert/strict";
-import { LatenessRing } from "../../src/console/lateness.ts";
+import { LatenessRing } from "../../src/scheduler/lateness.ts";
 
 Deno.test("lateness ring summarises each 10 s bucket and forgets what left the window", () => {
   let now = 1_000_000_000_000;

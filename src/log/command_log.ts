@@ -1,14 +1,18 @@
 /**
- * The log the scheduler writes through. Every change is proposed as commands; the promise
- * resolves once they are durable and applied, with one result per command. A single node commits
- * at once (`LocalLog`); a Raft cluster commits on a quorum behind the same interface.
+ * The log every change goes through. Every change is proposed as commands; the promise resolves
+ * once they are durable and applied by the node's state machine, with one result per command. A
+ * single node commits at once (`LocalLog`); a Raft cluster commits on a quorum behind the same
+ * interface (`src/cluster/replicated_log.ts`).
+ *
+ * A subsystem sees the log through its own command and effect types: it proposes only its
+ * commands, and its effects listener is given every sub-machine's effects and acts on its own
+ * kinds only.
  */
-import type { ApplyResult, Command } from "./commands.ts";
-import type { Effect } from "./state.ts";
+import type { ApplyResult } from "./state_machine.ts";
 
-export interface CommandLog {
+export interface CommandLog<C, E> {
   /** Appends `commands` as one unit, waits until they are committed and applied. */
-  propose(commands: Command[]): Promise<ApplyResult[]>;
+  propose(commands: C[]): Promise<ApplyResult[]>;
   /** Index of the last applied log entry. */
   readonly applied_index: number;
   /** Whether this node may fire jobs now (the leader, while its term holds). */
@@ -17,7 +21,7 @@ export interface CommandLog {
    * Calls `listener` after each commit with the effects of the commands it applied, in order.
    * Returns a function that stops the calls.
    */
-  onEffects(listener: (effects: Effect[]) => void): () => void;
+  onEffects(listener: (effects: E[]) => void): () => void;
 }
 
 /** The log refused a proposal because too many commands wait already (HTTP 503). */

@@ -2,7 +2,7 @@
  * The replicated log: the scheduler's `CommandLog` over the pure Raft core. One loop drives the
  * core (etcd's raft shell pattern): it feeds ticks, messages and proposals in, and for each
  * `Ready` persists the log (one transaction, one fsync), sends messages, applies committed
- * entries to the scheduler's state (one transaction), and calls `advance()`.
+ * entries to the node's state machine (one transaction), and calls `advance()`.
  *
  * Proposals that arrive while a round is being persisted wait and go into the next round as one
  * entry (group commit). A proposal resolves when its entry is applied, with the results of its
@@ -21,18 +21,17 @@ import type { ConfChange } from "../raft/membership.ts";
 import { decodeConfEntry } from "../raft/membership.ts";
 import { type ProposeResult, RaftNode, type Status } from "../raft/raft.ts";
 import type { ConfState, Entry, Message, NodeId, Ready } from "../raft/types.ts";
-import type { ApplyResult, Command } from "../scheduler/commands.ts";
 import {
   type CommandLog,
   LogFailedError,
-  LogOverloadedError,
   LogRefusedError,
   NotLeaderError,
-} from "../scheduler/log.ts";
-import type { Effect, SchedulerState } from "../scheduler/state.ts";
-import type { LogObserver } from "./local_log.ts";
+} from "../log/command_log.ts";
+import type { LogObserver } from "../log/local_log.ts";
+import { type Proposal, ProposalQueue } from "../log/proposal_queue.ts";
+import type { ApplyResult, StateMachine, TypedCommand } from "../log/state_machine.ts";
 import type { SqliteRaftStorage } from "./raft_storage.ts";
-import type { FaultHook } from "./vital.ts";
+import type { FaultHook } from "../faults.ts";
 
 /** One node of the cluster's address book. */
 export interface Member {
@@ -41,24 +40,19 @@ export interface Member {
   address: string;
 }
 
-type EntryData = { c: Command[][] } | { m: Member };
-
-interface Proposal {
-  commands: Command[];
-  resolve: (results: ApplyResult[]) => void;
-  reject: (error: Error) => void;
-}
+type EntryData<C> = { c: C[][] } | { m: Member };
 
 interface Waiter<T> {
   resolve: (value: T) => void;
   reject: (error: Error) => void;
 }
 
-export interface RaftLogOptions {
+export interface RaftLogOptions<C extends TypedCommand, E> {
   id: NodeId;
   storage: SqliteRaftStorage;
-  state: SchedulerState;
-  /** The scheduler's tables; the applied index is stored with them. */
+  /** The node's state machine, which committed commands are applied to. */
+  machine: StateMachine<C, E>;
+  /** The state machine's tables; the applied index is stored with them. */
   stateDb: Database;
   send: (messages: readonly Message[]) => void;
   random: () => number;
@@ -73,9 +67,9 @@ export interface RaftLogOptions {
   snapshot_every_entries: number;
   logger: Logger;
   observer?: LogObserver;
-  /** The state machine's snapshot: bytes of the scheduler's tables at the applied index. */
+  /** The state machine's snapshot: bytes of its tables at the applied index. */
   takeSnapshot: () => Promise<Uint8Array>;
-  /** Replaces the scheduler's tables with a snapshot's bytes and reloads the state. */
+  /** Replaces the state machine's tables with a snapshot's bytes and reloads it. */
   installSnapshot: (data: Uint8Array) => Promise<void>;
   /** Called after every round (role, leader, commit or applied index may have moved). */
   onStatus?: () => void;
@@ -92,19 +86,18 @@ const UNCOMMITTED_ENTRIES_MAX = 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export class RaftCommandLog implements CommandLog {
+export class ReplicatedLog<C extends TypedCommand, E> implements CommandLog<C, E> {
   readonly node: RaftNode;
-  readonly #o: RaftLogOptions;
+  readonly #o: RaftLogOptions<C, E>;
   #applied_index: number;
   #ticks = 0;
   #inbox: Message[] = [];
-  #queue: Proposal[] = [];
-  #queued_commands = 0;
-  #pending = new Map<number, { term: number; proposals: Proposal[] }>();
+  readonly #queue: ProposalQueue<C>;
+  #pending = new Map<number, { term: number; proposals: Proposal<C>[] }>();
   #reads = new Map<string, Waiter<void>>();
   #readIndexes: { ctx: string; index: number }[] = [];
   #calls: { run: () => void; reject: (error: Error) => void }[] = [];
-  #listeners: ((effects: Effect[]) => void)[] = [];
+  #listeners: ((effects: E[]) => void)[] = [];
   #members = new Map<NodeId, Member>();
   #status: Status;
   #wake: (() => void) | null = null;
@@ -116,8 +109,9 @@ export class RaftCommandLog implements CommandLog {
   #conf: ConfState;
   #read_counter = 0;
 
-  constructor(options: RaftLogOptions, applied_index: number, members: Member[]) {
+  constructor(options: RaftLogOptions<C, E>, applied_index: number, members: Member[]) {
     this.#o = options;
+    this.#queue = new ProposalQueue(options.queue_max, (n) => options.observer?.queued(n));
     this.#applied_index = applied_index;
     this.node = new RaftNode({
       id: options.id,
@@ -157,7 +151,7 @@ export class RaftCommandLog implements CommandLog {
   }
 
   get queued_commands(): number {
-    return this.#queued_commands;
+    return this.#queue.queued_commands;
   }
 
   /** The core's view: role, leader, term, commit, applied, configuration. */
@@ -187,7 +181,7 @@ export class RaftCommandLog implements CommandLog {
       this.node.termAt(s.commit) === s.term;
   }
 
-  onEffects(listener: (effects: Effect[]) => void): () => void {
+  onEffects(listener: (effects: E[]) => void): () => void {
     this.#listeners.push(listener);
     return () => this.#listeners = this.#listeners.filter((l) => l !== listener);
   }
@@ -213,24 +207,14 @@ export class RaftCommandLog implements CommandLog {
     this.#kick();
   }
 
-  propose(commands: Command[]): Promise<ApplyResult[]> {
+  propose(commands: C[]): Promise<ApplyResult[]> {
     if (this.#failed !== null) {
       return Promise.reject(new LogFailedError(`storage failed: ${this.#failed.message}`));
     }
     if (!this.isLeader()) return Promise.reject(this.#notLeader());
-    if (this.#queued_commands + commands.length > this.#o.queue_max) {
-      return Promise.reject(
-        new LogOverloadedError(
-          `${this.#queued_commands} commands are waiting for a commit (limit ${this.#o.queue_max}); retry shortly`,
-        ),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ commands, resolve, reject });
-      this.#queued_commands += commands.length;
-      this.#o.observer?.queued(this.#queued_commands);
-      this.#kick();
-    });
+    const queued = this.#queue.push(commands);
+    this.#kick();
+    return queued;
   }
 
   /**
@@ -257,7 +241,7 @@ export class RaftCommandLog implements CommandLog {
   /** Replicates an address book entry (before the node is added to the configuration). */
   setMember(member: Member): Promise<void> {
     return this.#proposeSpecial((node) =>
-      node.propose(encoder.encode(JSON.stringify({ m: member } satisfies EntryData)))
+      node.propose(encoder.encode(JSON.stringify({ m: member } satisfies EntryData<C>)))
     );
   }
 
@@ -346,31 +330,20 @@ export class RaftCommandLog implements CommandLog {
     const calls = this.#calls;
     this.#calls = [];
     for (const call of calls) call.run();
-    if (this.#queue.length > 0) this.#proposeQueued();
+    if (!this.#queue.empty) this.#proposeQueued();
   }
 
   #proposeQueued(): void {
     if (this.node.status().role !== "leader") {
-      const error = this.#notLeader();
-      for (const p of this.#queue) p.reject(error);
-      this.#queue = [];
-      this.#queued_commands = 0;
+      this.#queue.rejectAll(this.#notLeader());
       return;
     }
     // Group commit across the network: while entries are on their way to a quorum, new
     // proposals wait and go out together as one entry when one commits.
     if (this.#pending.size >= UNCOMMITTED_ENTRIES_MAX) return;
-    while (this.#queue.length > 0 && this.#pending.size < UNCOMMITTED_ENTRIES_MAX) {
-      const batch: Proposal[] = [];
-      let count = 0;
-      while (this.#queue.length > 0) {
-        const next = this.#queue[0];
-        if (batch.length > 0 && count + next.commands.length > this.#o.batch_max) break;
-        batch.push(this.#queue.shift()!);
-        count += next.commands.length;
-      }
-      this.#queued_commands -= count;
-      const data: EntryData = { c: batch.map((p) => p.commands) };
+    while (!this.#queue.empty && this.#pending.size < UNCOMMITTED_ENTRIES_MAX) {
+      const batch = this.#queue.take(this.#o.batch_max);
+      const data: EntryData<C> = { c: batch.map((p) => p.commands) };
       const result = this.node.propose(encoder.encode(JSON.stringify(data)));
       if (!result.ok) {
         const error = this.#refusal(result);
@@ -379,7 +352,6 @@ export class RaftCommandLog implements CommandLog {
       }
       this.#pending.set(result.index, { term: result.term, proposals: batch });
     }
-    this.#o.observer?.queued(this.#queued_commands);
   }
 
   async #round(rd: Ready): Promise<void> {
@@ -428,7 +400,7 @@ export class RaftCommandLog implements CommandLog {
   async #apply(entries: readonly Entry[]): Promise<number> {
     let commands = 0;
     const statements: InStatement[] = [];
-    const effects: Effect[] = [];
+    const effects: E[] = [];
     const resolutions: (() => void)[] = [];
     let membersChanged = false;
     for (const entry of entries) {
@@ -444,7 +416,7 @@ export class RaftCommandLog implements CommandLog {
         continue;
       }
       if (entry.kind !== "normal") continue;
-      const data = JSON.parse(decoder.decode(entry.data)) as EntryData;
+      const data = JSON.parse(decoder.decode(entry.data)) as EntryData<C>;
       if ("m" in data) {
         this.#members.set(data.m.id, data.m);
         statements.push({
@@ -459,7 +431,7 @@ export class RaftCommandLog implements CommandLog {
       data.c.forEach((proposed, i) => {
         commands += proposed.length;
         const results = proposed.map((command) => {
-          const applied = this.#o.state.apply(command);
+          const applied = this.#o.machine.apply(command);
           statements.push(...applied.statements);
           effects.push(...applied.effects);
           return applied.result;
@@ -530,9 +502,7 @@ export class RaftCommandLog implements CommandLog {
 
   #rejectAll(error: Error): void {
     this.#failPending(error);
-    for (const p of this.#queue) p.reject(error);
-    this.#queue = [];
-    this.#queued_commands = 0;
+    this.#queue.rejectAll(error);
     for (const call of this.#calls) call.reject(error);
     this.#calls = [];
   }

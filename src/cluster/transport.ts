@@ -1,6 +1,6 @@
 /**
  * The sending half of the Raft transport: messages from the core go to peers as signed HTTP
- * POSTs to their `/raft/…` routes (served by `src/http/raft.ts`), batched and pipelined.
+ * POSTs to their `/raft/…` routes (served by `src/cluster/raft_routes.ts`), batched and pipelined.
  *
  * Per peer:
  * - one queue per route (append, vote, pre-vote, snapshot, timeout-now), bounded together by
@@ -30,7 +30,7 @@ import {
   raftPath,
   type RaftRoute,
   routeOf,
-} from "./raft_codec.ts";
+} from "./codec.ts";
 
 /** Hooks for metrics: every message handed to `send` ends up in `sent` or `dropped`. */
 export interface TransportObserver {

@@ -5,8 +5,8 @@
  * ReadIndex round on the leader.
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { ValidationError } from "../scheduler/errors.ts";
-import { NotLeaderError } from "../scheduler/log.ts";
+import { ValidationError } from "../errors.ts";
+import { NotLeaderError } from "../log/command_log.ts";
 import { fieldIssues } from "./errors.ts";
 import { CONSOLE_LOGIN_PATH } from "./auth.ts";
 import { readJson } from "./jobs.ts";
