@@ -119,6 +119,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
       per_job_max: config.history_per_job,
     },
     fetch: deps.fetch,
+    deny_private_targets: config.webhook_deny_private,
   });
   const service = new JobService(db, log, state, clock, {
     job_limit: config.queue_job_limit,
@@ -127,6 +128,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     default_timeout_ms: config.execution_timeout_ms,
     memory_limit_bytes: memory_limit,
     memory_bytes: () => rss,
+    deny_private_targets: config.webhook_deny_private,
   });
 
   let counts: { at_ms: number; by_status: Record<string, number> } = { at_ms: 0, by_status: {} };

@@ -48,6 +48,8 @@ export interface SchedulerOptions {
   random?: () => number;
   /** Substitute for the global `fetch` (tests). */
   fetch?: typeof fetch;
+  /** `WEBHOOK_DENY_PRIVATE`: refuse private and loopback targets at delivery (`deliver`). */
+  deny_private_targets?: boolean;
 }
 
 /** Most past occurrences enumerated when a job is found late; more are counted as one record. */
@@ -346,6 +348,7 @@ export class Scheduler {
         clock: this.#o.clock,
         signal: controller.signal,
         fetch: this.#o.fetch,
+        deny_private: this.#o.deny_private_targets,
       });
       this.#o.metrics?.delivery(
         result.ok ? "success" : result.aborted ? "aborted" : "failure",
