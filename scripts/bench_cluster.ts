@@ -19,6 +19,9 @@
  * ./deno task bench:cluster --failover-runs 9
  * ```
  *
+ * SIGINT (Ctrl-C) or SIGTERM stops every node and etcd member it started, by pid, removes its
+ * temporary directory and prints the table of what it had measured so far.
+ *
  * @module
  */
 import { parseArgs } from "node:util";
@@ -40,7 +43,7 @@ import {
   etcdTxnPuts,
 } from "./bench/cluster_etcd.ts";
 import type { LoadResult } from "./bench/load.ts";
-import { cpuSeconds, sleep, waitFor } from "./bench/proc.ts";
+import { cpuSeconds, interrupted, sleep, stopChildrenOnSignal, waitFor } from "./bench/proc.ts";
 import { markdownTable, ms, rate, ratio, seconds } from "./bench/report.ts";
 import { median } from "./bench/stats.ts";
 import { BATCH_MAX } from "./bench/tickraft.ts";
@@ -351,6 +354,8 @@ async function failoverRun(
   await cluster.kill(leader);
   const elected = cluster.agreedLeader(live, ELECTION_POLL_MS)
     .then((node) => ({ node, at_ms: Date.now() }));
+  // Awaited below; if it fails first (a node exits), that must not be an unhandled rejection.
+  elected.catch(() => {});
   const firstAfter = () => {
     const ack = writer.firstAckSince(kill_ms);
     const delivery = deliveries.find((at) => at >= kill_ms);
@@ -473,10 +478,15 @@ async function printReport(
   sizes: Sizes,
   etcd_version: string | null,
   load: string,
+  stopped_by: string | null,
 ): Promise<void> {
   const peer = etcd_version === null ? "etcd (skipped)" : `etcd ${etcd_version}`;
   console.log(
     [
+      ...(stopped_by === null ? [] : [
+        `INTERRUPTED by ${stopped_by}: the rows below are what was measured before it`,
+        "",
+      ]),
       `Tickraft 3-node cluster vs ${peer} 3 members, all on loopback; ${new Date().toISOString()}`,
       `${navigator.hardwareConcurrency} cores, ${await cpuModel()}, Deno ${Deno.version.deno}; ${load}`,
       `fsync on both sides (libSQL synchronous=FULL; etcd's default); default Raft timeouts; ` +
@@ -493,6 +503,15 @@ async function printReport(
   );
 }
 
+/** Removes `dir` and everything in it; already gone is fine (the signal handler races the run). */
+async function removeDir(dir: string): Promise<void> {
+  try {
+    await Deno.remove(dir, { recursive: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
 async function main(): Promise<void> {
   const { sizes, skip_etcd } = parseOptions();
   const load_before = await loadAverage();
@@ -505,6 +524,17 @@ async function main(): Promise<void> {
     notes: [],
   };
   let etcd_version: string | null = null;
+  let reporting: Promise<void> | null = null;
+  /** Prints the table once, whether the run ends or a signal stops it. */
+  const report = (stopped_by: string | null) =>
+    reporting ??= (async () => {
+      const load = `load average (1 min) ${load_before} at start, ${await loadAverage()} at end`;
+      await printReport(results, sizes, etcd_version, load, stopped_by);
+    })();
+  stopChildrenOnSignal(async () => {
+    await removeDir(dir);
+    await report("a signal");
+  });
   let failure: unknown = null;
   try {
     if (!skip_etcd) etcd_version = await ensureEtcd(log);
@@ -519,10 +549,10 @@ async function main(): Promise<void> {
   } catch (error) {
     failure = error;
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await interrupted();
+    await removeDir(dir);
   }
-  const load = `load average (1 min) ${load_before} at start, ${await loadAverage()} at end`;
-  await printReport(results, sizes, etcd_version, load);
+  await report(null);
   if (failure !== null) throw failure;
 }
 

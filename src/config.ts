@@ -201,6 +201,13 @@ export const SETTINGS = {
     help: "HMAC-SHA256 signing secret(s), comma-separated for rotation; empty: unsigned",
     schema: secretList,
   },
+  webhook_deny_private: {
+    env: "WEBHOOK_DENY_PRIVATE",
+    flag: "webhook-deny-private",
+    default: "false",
+    help: "true: refuse webhook targets in loopback, private and link-local ranges (after DNS)",
+    schema: boolean,
+  },
   max_body_bytes: {
     env: "MAX_BODY_BYTES",
     flag: "max-body-bytes",

@@ -13,6 +13,8 @@ const TAIL_BYTES_MAX = 8_192;
 
 /** Children still running, so an interrupted run can stop them (see {@link stopChildrenOnSignal}). */
 const running = new Set<Child>();
+/** Set once a signal is stopping the run; never settles, since the process exits. */
+let stopping: Promise<never> | null = null;
 
 /** A child process started by {@link spawnChild}. */
 export interface Child {
@@ -50,6 +52,7 @@ export function spawnChild(
   args: string[],
   options: SpawnOptions = {},
 ): Child {
+  if (stopping !== null) throw new Error(`not starting ${name}: the run is being interrupted`);
   const process = new Deno.Command(command, {
     args,
     cwd: REPO_ROOT,
@@ -76,7 +79,12 @@ export function spawnChild(
   exited.then(() => done = true);
   const stop = async (grace_ms = 10_000) => {
     if (done) return;
-    process.kill("SIGTERM");
+    try {
+      process.kill("SIGTERM");
+    } catch (error) {
+      // It exited between the check and the kill (its status is in, the pipes not yet drained).
+      if (!(error instanceof TypeError)) throw error;
+    }
     const timer = setTimeout(() => {
       if (!done) process.kill("SIGKILL");
     }, grace_ms);
@@ -90,18 +98,43 @@ export function spawnChild(
 }
 
 /**
- * On SIGINT or SIGTERM, stops every child still running (by its pid), runs `cleanup`, and exits
- * with 130: an interrupted benchmark leaves no node, sink or redis-server behind.
+ * On SIGINT or SIGTERM, stops every child still running (by its pid: SIGTERM, SIGKILL after 5 s),
+ * runs `cleanup` (remove temporary files, print what was measured so far), and exits with 128 +
+ * the signal number (130, 143): an interrupted benchmark leaves no node, peer or sink behind. A
+ * second signal while stopping changes nothing. The run itself sees its children die and fails;
+ * it should `await interrupted()` before reporting that failure (see there).
  */
 export function stopChildrenOnSignal(cleanup: () => Promise<void>): void {
-  const onSignal = async () => {
-    console.error("interrupted: stopping child processes");
-    await Promise.all([...running].map((child) => child.stop(5_000)));
-    await cleanup();
-    Deno.exit(130);
+  const onSignal = (signal: "SIGINT" | "SIGTERM") => {
+    stopping ??= (async () => {
+      const pids = [...running].map((child) => `${child.name} ${child.pid}`).join(", ");
+      console.error(`${signal}: stopping child processes (${pids || "none running"})`);
+      // No child starts once `stopping` is set; one whose start was under way is in `running`.
+      while (running.size > 0) await Promise.all([...running].map((child) => child.stop(5_000)));
+      try {
+        await cleanup();
+      } catch (error) {
+        console.error(`cleanup after ${signal} failed: ${(error as Error).message}`);
+      }
+      Deno.exit(128 + (signal === "SIGINT" ? 2 : 15));
+    })();
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  // Once stopping, the run's pending work fails as its children die; that must not end the
+  // process before the children are stopped and the report is printed.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    if (stopping !== null) event.preventDefault();
+  });
+  Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
+}
+
+/**
+ * Null while no signal has arrived; afterwards a promise that never settles (the signal handler
+ * exits the process). The run awaits it where it would report a failure, so that the failures
+ * the stopped children cause are not reported and the handler's report comes out whole.
+ */
+export function interrupted(): Promise<never> | null {
+  return stopping;
 }
 
 /** A free TCP port on 127.0.0.1 (taken from the kernel, then released). */

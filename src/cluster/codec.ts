@@ -596,7 +596,8 @@ export class RaftAuth {
     if (match === null) return `missing or malformed Authorization (want ${AUTH_SCHEME})`;
     const timestamp_ms = Number(match[1]);
     if (Math.abs(now_ms - timestamp_ms) > RAFT_REPLAY_WINDOW_MS) {
-      return `timestamp ${timestamp_ms} is more than ${RAFT_REPLAY_WINDOW_MS} ms from ${now_ms}`;
+      return `timestamp ${timestamp_ms} is more than ${RAFT_REPLAY_WINDOW_MS} ms from ${now_ms}: ` +
+        "a replayed request, or the two nodes' clocks differ by more than that (sync them with NTP)";
     }
     return { timestamp_ms, mac: Buffer.from(match[2], "hex") };
   }

@@ -6,7 +6,8 @@
  * requests from the receiver's own transport.
  *
  * Order of checks, cheapest and least trusting first:
- * 1. Authorization header well-formed and fresh → else 401 (no body read);
+ * 1. Authorization header well-formed and fresh (within the replay window on the steady clock)
+ *    → else 401 (no body read);
  * 2. body within `max_body_bytes` → else 413 (a declared Content-Length is refused unread);
  * 3. HMAC over path, timestamp and body → else 401;
  * 4. body decodes → else 400 `invalid_message`;
@@ -19,6 +20,7 @@
  */
 import { type Context, Hono } from "hono";
 import type { Message, NodeId } from "../raft/types.ts";
+import { systemClock } from "../scheduler/clock.ts";
 import {
   CodecError,
   decodeMessages,
@@ -41,6 +43,12 @@ export interface RaftRoutesOptions {
   onUnauthorized(route: RaftRoute): void;
   /** Largest request body accepted (413 beyond); at least the largest batch a peer sends. */
   max_body_bytes: number;
+  /**
+   * The clock a request's timestamp is checked against (replay window). Default: the node's
+   * steady wall clock (`systemClock`, which absorbs wall-clock steps), so an NTP step on this
+   * node does not make it refuse its peers; senders sign with the same clock.
+   */
+  now_ms?: () => number;
 }
 
 /** Reads the body unless it exceeds `max_bytes` (then null, reading no more than that). */
@@ -70,6 +78,7 @@ async function readBounded(req: Request, max_bytes: number): Promise<Uint8Array 
 /** The five `POST /raft/…` routes, as a Hono app to mount at `/`. */
 export function raftRoutes(opts: RaftRoutesOptions): Hono {
   const auth = new RaftAuth(opts.secret);
+  const now_ms = opts.now_ms ?? (() => systemClock.now());
   const app = new Hono();
   const refuse = (c: Context, status: 400 | 401 | 413, code: string, error: string) =>
     c.json({ error, code }, status);
@@ -77,7 +86,7 @@ export function raftRoutes(opts: RaftRoutesOptions): Hono {
   for (const route of RAFT_ROUTES) {
     const path = raftPath(route);
     app.post(path, async (c) => {
-      const claim = auth.claim(c.req.header("Authorization"), Date.now());
+      const claim = auth.claim(c.req.header("Authorization"), now_ms());
       if (typeof claim === "string") {
         opts.onUnauthorized(route);
         return refuse(c, 401, "unauthorized", claim);

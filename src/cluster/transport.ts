@@ -21,6 +21,7 @@
  */
 import type { Logger } from "../logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
+import { systemClock } from "../scheduler/clock.ts";
 import {
   encodeMessages,
   messageBytes,
@@ -64,6 +65,12 @@ export interface HttpTransportOptions {
   backoff_min_ms?: number;
   /** Longest backoff (default 2,000 ms). */
   backoff_max_ms?: number;
+  /**
+   * The clock requests are timestamped with for the receiver's replay window. Default: the
+   * node's steady wall clock (`systemClock`), so a wall-clock step on this node does not cut it
+   * off from its peers.
+   */
+  now_ms?: () => number;
 }
 
 /** What {@link HttpTransport.peerStats} shows of one peer. */
@@ -171,9 +178,10 @@ function describe(error: unknown): string {
 /** Sends Raft messages to peers over HTTP. See the module documentation for the policy. */
 export class HttpTransport {
   readonly #self: NodeId;
-  readonly #opts: Required<Omit<HttpTransportOptions, "observer" | "secret">>;
+  readonly #opts: Required<Omit<HttpTransportOptions, "observer" | "secret" | "now_ms">>;
   readonly #observer: TransportObserver | undefined;
   readonly #auth: RaftAuth;
+  readonly #now_ms: () => number;
   readonly #peers = new Map<NodeId, Peer>();
   readonly #pending = new Set<Promise<void>>();
   #seq = 0;
@@ -183,6 +191,7 @@ export class HttpTransport {
   constructor(self: NodeId, opts: HttpTransportOptions) {
     this.#self = self;
     this.#auth = new RaftAuth(opts.secret);
+    this.#now_ms = opts.now_ms ?? (() => systemClock.now());
     this.#observer = opts.observer;
     this.#opts = {
       timeout_ms: opts.timeout_ms,
@@ -371,7 +380,7 @@ export class HttpTransport {
         method: "POST",
         headers: {
           "Content-Type": RAFT_CONTENT_TYPE,
-          "Authorization": this.#auth.authorization(path, body, Date.now()),
+          "Authorization": this.#auth.authorization(path, body, this.#now_ms()),
         },
         body,
         signal: controller.signal,

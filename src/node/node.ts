@@ -142,6 +142,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     fetch: deps.fetch,
     onFatal: (loop, error) => vitals.fail(loop, error),
     fault: deps.fault,
+    deny_private_targets: config.webhook_deny_private,
   });
   const service = new JobService(db, log, state, clock, {
     job_limit: config.queue_job_limit,
@@ -150,6 +151,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     default_timeout_ms: config.execution_timeout_ms,
     memory_limit_bytes: memory_limit,
     memory_bytes: () => rss,
+    deny_private_targets: config.webhook_deny_private,
   });
 
   let counts: { at_ms: number; by_status: Record<string, number> } = { at_ms: 0, by_status: {} };

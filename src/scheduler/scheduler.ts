@@ -70,6 +70,8 @@ export interface SchedulerOptions {
   onFatal?: (loop: "timer" | "dispatcher", error: Error) => void;
   /** Test-only fault injection at `timer.wake` and `dispatch`. */
   fault?: (point: "timer.wake" | "dispatch") => void;
+  /** `WEBHOOK_DENY_PRIVATE`: refuse private and loopback targets at delivery (`deliver`). */
+  deny_private_targets?: boolean;
 }
 
 /** Most past occurrences enumerated when a job is found late; more are counted as one record. */
@@ -456,6 +458,7 @@ export class Scheduler {
         clock: this.#o.clock,
         signal: controller.signal,
         fetch: this.#o.fetch,
+        deny_private: this.#o.deny_private_targets,
       });
       this.#o.metrics?.delivery(
         result.ok ? "success" : result.aborted ? "aborted" : "failure",

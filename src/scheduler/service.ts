@@ -16,6 +16,7 @@ import {
   NotFoundError,
   ValidationError,
 } from "../errors.ts";
+import { deniedTargetAtCreation } from "./delivery.ts";
 import { ulid } from "./ids.ts";
 import type { CommandLog } from "../log/command_log.ts";
 import type { ExecutionRecord, JobRecord, JobStatus, JobType } from "./model.ts";
@@ -60,6 +61,8 @@ export interface ServiceLimits {
   memory_limit_bytes: number | null;
   /** Current resident memory (sampled). */
   memory_bytes: () => number;
+  /** `WEBHOOK_DENY_PRIVATE`: refuse a webhook URL whose literal address is private (400). */
+  deny_private_targets?: boolean;
 }
 
 /** A one-off whose time is up to this far in the past is accepted and fires at once. */
@@ -298,6 +301,10 @@ export class JobService {
 
   /** The record for a new job, or the field that makes its schedule unusable and why. */
   #record(input: JobInput, now: number): JobRecord | FieldIssue {
+    if (this.limits.deny_private_targets && input.webhook_url !== null) {
+      const denied = deniedTargetAtCreation(input.webhook_url);
+      if (denied !== null) return { path: "webhook_url", message: denied };
+    }
     const base = {
       ...input,
       catchup_window_ms: input.catchup_window_ms ?? this.limits.default_catchup_window_ms,

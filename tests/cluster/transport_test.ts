@@ -8,6 +8,7 @@ import {
   type TransportObserver,
 } from "../../src/cluster/transport.ts";
 import type { Message, NodeId } from "../../src/raft/types.ts";
+import { SteadyWallClock } from "../../src/scheduler/clock.ts";
 
 const SECRET = "test-cluster-secret";
 const MAX_BODY_BYTES = 4 << 20;
@@ -59,7 +60,13 @@ interface TestNode {
 
 function startNode(
   id: NodeId,
-  opts: { port?: number; secret?: string; transport?: Partial<HttpTransportOptions> } = {},
+  opts: {
+    port?: number;
+    secret?: string;
+    transport?: Partial<HttpTransportOptions>;
+    /** The receiving routes' clock (replay window); the transport's is in `transport`. */
+    now_ms?: () => number;
+  } = {},
 ): TestNode {
   const counts = new Counts();
   const node: TestNode = {
@@ -90,6 +97,7 @@ function startNode(
       node.onMessages?.(msgs);
     },
     onUnauthorized: (route) => node.unauthorized.push(route),
+    now_ms: opts.now_ms,
   });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: opts.port ?? 0, onListen: () => {} },
@@ -385,6 +393,86 @@ Deno.test("the routes refuse the wrong route, the wrong node, garbage, stale and
     assert.deepEqual(await post(raftPath("vote"), vote), { status: 204, json: null });
     assert.equal(b.received.length, 1);
   } finally {
+    await b.stop();
+  }
+});
+
+/**
+ * A node's clocks under test control: the wall clock can be stepped (an NTP step, libfaketime)
+ * and both can be moved on together (time passing), as the real ones would; the steady clock
+ * reads them like production does.
+ */
+class NodeClocks {
+  wall_offset_ms = 0;
+  mono_offset_ms = 0;
+  readonly steady = new SteadyWallClock(
+    () => Date.now() + this.wall_offset_ms,
+    () => performance.now() + this.mono_offset_ms,
+  );
+  readonly now_ms = () => this.steady.now();
+  /** Time passes: wall and monotonic clocks move on together. */
+  pass(ms: number): void {
+    this.wall_offset_ms += ms;
+    this.mono_offset_ms += ms;
+  }
+}
+
+Deno.test("the replay window runs on the steady clock: a wall step cuts no node off, a replay is refused", async () => {
+  const clocks_a = new NodeClocks();
+  const clocks_b = new NodeClocks();
+  /** Every request A sends, as sent, to replay later. */
+  const captured: { url: string; init: RequestInit; body: Uint8Array<ArrayBuffer> }[] = [];
+  const capturing: typeof fetch = async (input, init) => {
+    const body = new Uint8Array(init!.body as Uint8Array<ArrayBuffer>);
+    captured.push({ url: String(input), init: { ...init, signal: undefined }, body });
+    return await fetch(input, init);
+  };
+  const a = startNode(1, { transport: { now_ms: clocks_a.now_ms, fetch: capturing } });
+  const b = startNode(2, { now_ms: clocks_b.now_ms });
+  try {
+    connect(a, b);
+    a.transport.send([heartbeat(1, 2, 0)]);
+    await waitFor("the first heartbeat", () => b.received.length === 1);
+
+    // A's wall clock steps 60 s ahead (twice the window): its requests still get through.
+    clocks_a.wall_offset_ms = 60_000;
+    a.transport.send([heartbeat(1, 2, 1)]);
+    await waitFor("a heartbeat after A's step", () => b.received.length === 2);
+    // B's wall clock steps 60 s back: B still takes A's requests.
+    clocks_b.wall_offset_ms = -60_000;
+    a.transport.send([heartbeat(1, 2, 2)]);
+    await waitFor("a heartbeat after B's step", () => b.received.length === 3);
+    assert.deepEqual(b.unauthorized, []);
+    assert.equal(a.counts.failures, 0);
+
+    // Signed with the stepped wall clock itself (what Date.now() gave before), it is refused.
+    const path = raftPath("append");
+    const body = encodeMessages([heartbeat(1, 2, 3)]);
+    const auth = new RaftAuth(SECRET);
+    const walled = await fetch(b.url + path, {
+      method: "POST",
+      headers: { Authorization: auth.authorization(path, body, Date.now() + 60_000) },
+      body,
+    });
+    assert.equal(walled.status, 401);
+    assert.match((await walled.json()).error, /more than 30000 ms.*sync them with NTP/);
+
+    // The steps are corrected. A captured request replayed at once is a duplicate Raft
+    // tolerates; 31 s later it is refused.
+    clocks_a.wall_offset_ms = 0;
+    clocks_b.wall_offset_ms = 0;
+    const last = captured.at(-1)!;
+    const replay = () => fetch(last.url, { ...last.init, body: last.body });
+    assert.equal((await replay()).status, 204);
+    assert.equal(b.received.length, 4);
+    clocks_b.pass(31_000);
+    const late = await replay();
+    assert.equal(late.status, 401);
+    assert.match((await late.json()).error, /more than 30000 ms/);
+    assert.equal(b.received.length, 4);
+    assert.deepEqual(b.unauthorized, ["append", "append"]);
+  } finally {
+    await a.stop();
     await b.stop();
   }
 });
