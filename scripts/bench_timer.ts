@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ManualClock } from "../src/scheduler/clock.ts";
+import { ManualClock } from "../src/clock.ts";
 import { nextOccurrence, type Schedule } from "../src/scheduler/recurrence.ts";
 import { TimerQueue } from "../src/scheduler/timer.ts";
 

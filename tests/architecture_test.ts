@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 
 /** From the bottom up. */
 const LAYERS: readonly (readonly string[])[] = [
-  ["raft", "placement", "logger.ts", "errors.ts", "faults.ts", "config.ts"],
+  ["raft", "placement", "logger.ts", "errors.ts", "faults.ts", "config.ts", "clock.ts"],
   ["db"],
   ["log"],
   ["scheduler", "cluster"],

@@ -20,7 +20,7 @@
  */
 import { type Context, Hono } from "hono";
 import type { Message, NodeId } from "../raft/types.ts";
-import { systemClock } from "../scheduler/clock.ts";
+import { systemClock } from "../clock.ts";
 import {
   CodecError,
   decodeMessages,

@@ -21,7 +21,7 @@
  */
 import type { Logger } from "../logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
-import { systemClock } from "../scheduler/clock.ts";
+import { systemClock } from "../clock.ts";
 import {
   encodeMessages,
   messageBytes,

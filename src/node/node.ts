@@ -7,7 +7,7 @@ import { openDatabase } from "../db/open.ts";
 import { type AppDeps, createApp } from "../http/app.ts";
 import { consoleRoutes } from "../console/routes.tsx";
 import type { Logger } from "../logger.ts";
-import { type Clock, systemClock } from "../scheduler/clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import type { CommandLog } from "../log/command_log.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/scheduler.ts";
 import { JobService } from "../scheduler/service.ts";

@@ -19,7 +19,7 @@
  * @module
  */
 import { lookup } from "node:dns/promises";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../clock.ts";
 
 /**
  * Why an attempt failed: the classes of the reference scheduler, and `denied` for a target that

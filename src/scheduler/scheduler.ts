@@ -13,7 +13,7 @@
  */
 import type { Database } from "../db/open.ts";
 import type { Logger } from "../logger.ts";
-import type { Clock, TimerHandle } from "./clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 import type { ApplyResult } from "../log/state_machine.ts";
 import type { Command } from "./commands.ts";
 import {

@@ -6,7 +6,7 @@ import { and, desc, eq, gt, lt, or, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import type { Database } from "../db/open.ts";
 import { executions, jobs } from "../db/schema.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../clock.ts";
 import type { ApplyResult } from "../log/state_machine.ts";
 import type { Command } from "./commands.ts";
 import {

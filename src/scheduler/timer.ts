@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Clock, TimerHandle } from "./clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 
 /** The longest delay runtimes accept for a timer; longer waits re-arm when this one fires. */
 export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;

@@ -8,7 +8,7 @@ import {
   type TransportObserver,
 } from "../../src/cluster/transport.ts";
 import type { Message, NodeId } from "../../src/raft/types.ts";
-import { SteadyWallClock } from "../../src/scheduler/clock.ts";
+import { SteadyWallClock } from "../../src/clock.ts";
 
 const SECRET = "test-cluster-secret";
 const MAX_BODY_BYTES = 4 << 20;

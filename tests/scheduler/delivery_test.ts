@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ManualClock, systemClock } from "../../src/scheduler/clock.ts";
+import { ManualClock, systemClock } from "../../src/clock.ts";
 import {
   backoffDelayMs,
   deliver,

@@ -5,7 +5,7 @@
  * setting off both deliver.
  */
 import assert from "node:assert/strict";
-import { systemClock } from "../../src/scheduler/clock.ts";
+import { systemClock } from "../../src/clock.ts";
 import {
   deliver,
   type DeliveryRequest,

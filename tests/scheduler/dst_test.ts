@@ -7,7 +7,7 @@
  *   01:00 EST, 01:00-01:59 repeated: first pass 05:00-05:59Z, second 06:00-06:59Z).
  */
 import assert from "node:assert/strict";
-import { ManualClock } from "../../src/scheduler/clock.ts";
+import { ManualClock } from "../../src/clock.ts";
 import {
   nextOccurrence,
   occurrencesBetween,

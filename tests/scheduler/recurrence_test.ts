@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Cron } from "croner";
-import { ManualClock } from "../../src/scheduler/clock.ts";
+import { ManualClock } from "../../src/clock.ts";
 import {
   CRON_CACHE_CAPACITY,
   cronCacheSize,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { openDatabase } from "../../src/db/open.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { LocalLog } from "../../src/log/local_log.ts";
-import { ManualClock } from "../../src/scheduler/clock.ts";
+import { ManualClock } from "../../src/clock.ts";
 import type { Command } from "../../src/scheduler/commands.ts";
 import { type CommandLog, LogOverloadedError } from "../../src/log/command_log.ts";
 import type { ExecutionRecord, JobRecord } from "../../src/scheduler/model.ts";

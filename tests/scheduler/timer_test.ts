@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Clock, ManualClock, systemClock } from "../../src/scheduler/clock.ts";
+import { type Clock, ManualClock, systemClock } from "../../src/clock.ts";
 import { MAX_TIMER_DELAY_MS, TimerQueue } from "../../src/scheduler/timer.ts";
 
 const T0 = Date.UTC(2026, 0, 1);

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { type Clock, systemClock } from "../../src/scheduler/clock.ts";
+import { type Clock, systemClock } from "../../src/clock.ts";
 
 /** One request as the sink received it. */
 export interface RecordedRequest {

@@ -1,6 +1,6 @@
 /** SteadyWallClock: follows the wall clock, but absorbs steps instead of jumping with them. */
 import assert from "node:assert/strict";
-import { SteadyWallClock } from "../../src/scheduler/clock.ts";
+import { SteadyWallClock } from "../src/clock.ts";
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 
