@@ -12,6 +12,7 @@
 import type { InStatement } from "@libsql/client/node";
 import type { Database } from "../db/open.ts";
 import type { Logger } from "../logger.ts";
+import { encodeValidatedCommands, validateCommands } from "../scheduler/command_codec.ts";
 import type { ApplyResult, Command } from "../scheduler/commands.ts";
 import { type CommandLog, LogFailedError, LogOverloadedError } from "../scheduler/log.ts";
 import type { Effect, SchedulerState } from "../scheduler/state.ts";
@@ -103,6 +104,11 @@ export class LocalLog implements CommandLog {
         ),
       );
     }
+    try {
+      validateCommands(commands);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ commands, resolve, reject });
       this.#queued_commands += commands.length;
@@ -146,7 +152,7 @@ export class LocalLog implements CommandLog {
     const started_ms = performance.now();
     const statements: InStatement[] = [{
       sql: "INSERT INTO log_entries (idx, term, data) VALUES (?, 1, ?)",
-      args: [index, JSON.stringify(batch.flatMap((p) => p.commands))],
+      args: [index, encodeValidatedCommands(batch.flatMap((p) => p.commands))],
     }];
     const results: ApplyResult[][] = [];
     const effects: Effect[] = [];

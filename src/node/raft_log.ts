@@ -21,6 +21,7 @@ import type { ConfChange } from "../raft/membership.ts";
 import { decodeConfEntry } from "../raft/membership.ts";
 import { type ProposeResult, RaftNode, type Status } from "../raft/raft.ts";
 import type { ConfState, Entry, Message, NodeId, Ready } from "../raft/types.ts";
+import { validateCommands } from "../scheduler/command_codec.ts";
 import type { ApplyResult, Command } from "../scheduler/commands.ts";
 import {
   type CommandLog,
@@ -29,6 +30,7 @@ import {
   NotLeaderError,
 } from "../scheduler/log.ts";
 import type { Effect, SchedulerState } from "../scheduler/state.ts";
+import { decodeEntryData, encodeEntryData, type EntryData } from "./entry_codec.ts";
 import type { LogObserver } from "./local_log.ts";
 import type { SqliteRaftStorage } from "./raft_storage.ts";
 
@@ -38,8 +40,6 @@ export interface Member {
   name: string;
   address: string;
 }
-
-type EntryData = { c: Command[][] } | { m: Member };
 
 interface Proposal {
   commands: Command[];
@@ -83,9 +83,6 @@ export interface RaftLogOptions {
 
 /** Proposal entries in flight (appended, not yet applied) before new proposals wait. */
 const UNCOMMITTED_ENTRIES_MAX = 2;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 export class RaftCommandLog implements CommandLog {
   readonly node: RaftNode;
@@ -212,6 +209,11 @@ export class RaftCommandLog implements CommandLog {
       return Promise.reject(new LogFailedError(`storage failed: ${this.#failed.message}`));
     }
     if (!this.isLeader()) return Promise.reject(this.#notLeader());
+    try {
+      validateCommands(commands);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#queued_commands + commands.length > this.#o.queue_max) {
       return Promise.reject(
         new LogOverloadedError(
@@ -250,9 +252,13 @@ export class RaftCommandLog implements CommandLog {
 
   /** Replicates an address book entry (before the node is added to the configuration). */
   setMember(member: Member): Promise<void> {
-    return this.#proposeSpecial((node) =>
-      node.propose(encoder.encode(JSON.stringify({ m: member } satisfies EntryData)))
-    );
+    let data: Uint8Array;
+    try {
+      data = encodeEntryData({ m: member });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#proposeSpecial((node) => node.propose(data));
   }
 
   /** Asks the core to hand leadership to `to`. */
@@ -358,7 +364,14 @@ export class RaftCommandLog implements CommandLog {
       }
       this.#queued_commands -= count;
       const data: EntryData = { c: batch.map((p) => p.commands) };
-      const result = this.node.propose(encoder.encode(JSON.stringify(data)));
+      let encoded: Uint8Array;
+      try {
+        encoded = encodeEntryData(data);
+      } catch (error) {
+        for (const p of batch) p.reject(error as Error);
+        continue;
+      }
+      const result = this.node.propose(encoded);
       if (!result.ok) {
         const error = this.#refusal(result);
         for (const p of batch) p.reject(error);
@@ -430,7 +443,18 @@ export class RaftCommandLog implements CommandLog {
         continue;
       }
       if (entry.kind !== "normal") continue;
-      const data = JSON.parse(decoder.decode(entry.data)) as EntryData;
+      let data: EntryData;
+      try {
+        data = decodeEntryData(entry.data);
+      } catch (error) {
+        // Deterministic: every node refuses the same bytes, at every replay.
+        this.#o.logger.error("a committed entry does not decode; no node applies it", {
+          index: entry.index,
+          error: (error as Error).message,
+        });
+        for (const p of mine?.proposals ?? []) resolutions.push(() => p.reject(error as Error));
+        continue;
+      }
       if ("m" in data) {
         this.#members.set(data.m.id, data.m);
         statements.push({
