@@ -140,58 +140,53 @@ function record(value: unknown, path: string): Fields {
   return value;
 }
 
-function time(o: Fields, key: string): void {
-  const v = o[key];
+function time(v: unknown, key: string): void {
   // NaN fails both comparisons.
   if (!(typeof v === "number" && v >= -TIME_MS_MAX && v <= TIME_MS_MAX)) {
     bad(key, `a time in epoch ms within ±${TIME_MS_MAX}`, v);
   }
 }
 
-function timeOrNull(o: Fields, key: string): void {
-  if (o[key] !== null) time(o, key);
+function timeOrNull(v: unknown, key: string): void {
+  if (v !== null) time(v, key);
 }
 
-function count(o: Fields, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): void {
-  const v = o[key];
+function count(v: unknown, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): void {
   if (!(Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max)) {
     bad(key, `an integer in [${min}, ${max}]`, v);
   }
 }
 
-function countOrNull(o: Fields, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): void {
-  if (o[key] !== null) count(o, key, min, max);
+function countOrNull(v: unknown, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): void {
+  if (v !== null) count(v, key, min, max);
 }
 
-function duration(o: Fields, key: string): void {
-  const v = o[key];
+function duration(v: unknown, key: string): void {
   if (!(typeof v === "number" && v >= 0 && v <= TIME_MS_MAX)) {
     bad(key, `a duration in ms within [0, ${TIME_MS_MAX}]`, v);
   }
 }
 
-function text(o: Fields, key: string, max: number, min = 0): void {
-  const v = o[key];
+function text(v: unknown, key: string, max: number, min = 0): void {
   if (!(typeof v === "string" && v.length >= min && v.length <= max)) {
     bad(key, `a string of ${min} to ${max} characters`, v);
   }
 }
 
-function textOrNull(o: Fields, key: string, max: number, min = 0): void {
-  if (o[key] !== null) text(o, key, max, min);
+function textOrNull(v: unknown, key: string, max: number, min = 0): void {
+  if (v !== null) text(v, key, max, min);
 }
 
-function id(o: Fields, key: string): void {
-  text(o, key, COMMAND_LIMITS.id_chars_max, 1);
+function id(v: unknown, key: string): void {
+  text(v, key, COMMAND_LIMITS.id_chars_max, 1);
 }
 
-function oneOf(o: Fields, key: string, allowed: ReadonlySet<string>): void {
-  const v = o[key];
+function oneOf(v: unknown, key: string, allowed: ReadonlySet<string>): void {
   if (!(typeof v === "string" && allowed.has(v))) bad(key, `one of ${[...allowed]}`, v);
 }
 
-function bool(o: Fields, key: string): void {
-  if (typeof o[key] !== "boolean") bad(key, "true or false", o[key]);
+function bool(v: unknown, key: string): void {
+  if (typeof v !== "boolean") bad(key, "true or false", v);
 }
 
 /** Ids that one command creates must differ: each becomes a row with that primary key. */
@@ -248,7 +243,8 @@ function jsonValue(value: unknown, path: string, depth: number, values: number):
     return values;
   }
   if (!isPlain(value)) bad(path, "a plain JSON object", value);
-  for (const key of Object.keys(value)) {
+  // for-in (no key array per object) sees the same keys as JSON.stringify on a plain object.
+  for (const key in value) {
     if (key.length > COMMAND_LIMITS.payload_string_chars_max) {
       bad(path, `keys of at most ${COMMAND_LIMITS.payload_string_chars_max} characters`, key);
     }
@@ -263,7 +259,7 @@ function headers(o: Fields): void {
     bad("headers", "an object of strings", h);
   }
   let n = 0;
-  for (const name of Object.keys(h)) {
+  for (const name in h) {
     if (++n > COMMAND_LIMITS.headers_max) {
       throw new CommandCodecError("headers", `more than ${COMMAND_LIMITS.headers_max} headers`);
     }
@@ -290,36 +286,36 @@ const LONG = COMMAND_LIMITS.text_chars_max;
 /** Checks a `JobRecord`, including what its type needs to be scheduled. */
 function job(value: unknown): void {
   const j = record(value, "");
-  id(j, "id");
-  textOrNull(j, "name", SHORT);
-  oneOf(j, "type", JOB_TYPES);
-  text(j, "type_alias", SHORT, 1);
-  timeOrNull(j, "run_at");
-  textOrNull(j, "cron_expression", SHORT, 1);
-  countOrNull(j, "interval_ms", 1);
-  text(j, "timezone", SHORT, 1);
-  timeOrNull(j, "starts_at");
-  timeOrNull(j, "ends_at");
-  textOrNull(j, "webhook_url", LONG, 1);
-  oneOf(j, "method", METHODS);
+  id(j.id, "id");
+  textOrNull(j.name, "name", SHORT);
+  oneOf(j.type, "type", JOB_TYPES);
+  text(j.type_alias, "type_alias", SHORT, 1);
+  timeOrNull(j.run_at, "run_at");
+  textOrNull(j.cron_expression, "cron_expression", SHORT, 1);
+  countOrNull(j.interval_ms, "interval_ms", 1);
+  text(j.timezone, "timezone", SHORT, 1);
+  timeOrNull(j.starts_at, "starts_at");
+  timeOrNull(j.ends_at, "ends_at");
+  textOrNull(j.webhook_url, "webhook_url", LONG, 1);
+  oneOf(j.method, "method", METHODS);
   headers(j);
   if (!("payload" in j)) throw new CommandCodecError("payload", "is missing (use null)");
   jsonValue(j.payload, "payload", 0, 0);
-  textOrNull(j, "secret", LONG, 1);
-  oneOf(j, "overlap_policy", OVERLAP_POLICIES);
-  duration(j, "catchup_window_ms");
-  count(j, "max_attempts", 1, COMMAND_LIMITS.attempts_max);
-  duration(j, "timeout_ms");
-  textOrNull(j, "idempotency_key", SHORT, 1);
-  oneOf(j, "status", JOB_STATUSES);
-  timeOrNull(j, "next_fire_at");
-  time(j, "created_at");
-  time(j, "updated_at");
-  textOrNull(j, "cancel_reason", LONG);
-  timeOrNull(j, "last_run_at");
-  if (j.last_status !== null) oneOf(j, "last_status", EXECUTION_STATUSES);
-  count(j, "attempt_count");
-  count(j, "run_count");
+  textOrNull(j.secret, "secret", LONG, 1);
+  oneOf(j.overlap_policy, "overlap_policy", OVERLAP_POLICIES);
+  duration(j.catchup_window_ms, "catchup_window_ms");
+  count(j.max_attempts, "max_attempts", 1, COMMAND_LIMITS.attempts_max);
+  duration(j.timeout_ms, "timeout_ms");
+  textOrNull(j.idempotency_key, "idempotency_key", SHORT, 1);
+  oneOf(j.status, "status", JOB_STATUSES);
+  timeOrNull(j.next_fire_at, "next_fire_at");
+  time(j.created_at, "created_at");
+  time(j.updated_at, "updated_at");
+  textOrNull(j.cancel_reason, "cancel_reason", LONG);
+  timeOrNull(j.last_run_at, "last_run_at");
+  if (j.last_status !== null) oneOf(j.last_status, "last_status", EXECUTION_STATUSES);
+  count(j.attempt_count, "attempt_count");
+  count(j.run_count, "run_count");
   const needs = j.type === "once"
     ? "run_at"
     : j.type === "cron"
@@ -331,12 +327,12 @@ function job(value: unknown): void {
 function outcome(value: unknown): AttemptOutcome {
   const o = record(value, "outcome");
   try {
-    bool(o, "ok");
-    countOrNull(o, "status_code", 0, 999);
-    textOrNull(o, "error_class", SHORT);
-    textOrNull(o, "error", LONG);
-    duration(o, "duration_ms");
-    textOrNull(o, "response_excerpt", LONG);
+    bool(o.ok, "ok");
+    countOrNull(o.status_code, "status_code", 0, 999);
+    textOrNull(o.error_class, "error_class", SHORT);
+    textOrNull(o.error, "error", LONG);
+    duration(o.duration_ms, "duration_ms");
+    textOrNull(o.response_excerpt, "response_excerpt", LONG);
   } catch (error) {
     throw CommandCodecError.within(error, "outcome");
   }
@@ -374,68 +370,68 @@ function jobs(c: Fields): void {
 /** Checks one command's fields; throws {@link CommandCodecError} with the field's path. */
 function command(value: unknown): void {
   const c = record(value, "");
-  time(c, "at");
+  time(c.at, "at");
   switch (c.type) {
     case "job.create":
       jobs(c);
-      count(c, "job_limit");
+      count(c.job_limit, "job_limit");
       return;
     case "job.delete":
     case "job.pause":
-      id(c, "job_id");
+      id(c.job_id, "job_id");
       return;
     case "job.cancel":
-      id(c, "job_id");
-      text(c, "reason", LONG);
+      id(c.job_id, "job_id");
+      text(c.reason, "reason", LONG);
       return;
     case "job.resume":
-      id(c, "job_id");
-      timeOrNull(c, "next_fire_at");
+      id(c.job_id, "job_id");
+      timeOrNull(c.next_fire_at, "next_fire_at");
       return;
     case "job.advance":
-      id(c, "job_id");
-      time(c, "expected_fire_at");
-      timeOrNull(c, "next_fire_at");
+      id(c.job_id, "job_id");
+      time(c.expected_fire_at, "expected_fire_at");
+      timeOrNull(c.next_fire_at, "next_fire_at");
       distinct([
         nested(c, "missed", (m) => {
-          id(m, "execution_id");
-          time(m, "first_at");
-          time(m, "last_at");
-          count(m, "count", 1);
+          id(m.execution_id, "execution_id");
+          time(m.first_at, "first_at");
+          time(m.last_at, "last_at");
+          count(m.count, "count", 1);
           if ((m.first_at as number) > (m.last_at as number)) {
             throw new CommandCodecError("first_at", "must not be after last_at");
           }
         }),
         nested(c, "skipped", (s) => {
-          id(s, "execution_id");
-          time(s, "scheduled_at");
-          text(s, "reason", LONG);
+          id(s.execution_id, "execution_id");
+          time(s.scheduled_at, "scheduled_at");
+          text(s.reason, "reason", LONG);
         }),
         nested(c, "start", (s) => {
-          id(s, "execution_id");
-          time(s, "scheduled_at");
-          oneOf(s, "trigger", START_TRIGGERS);
+          id(s.execution_id, "execution_id");
+          time(s.scheduled_at, "scheduled_at");
+          oneOf(s.trigger, "trigger", START_TRIGGERS);
         }),
       ], "execution_id");
       return;
     case "job.trigger":
-      id(c, "job_id");
-      id(c, "execution_id");
+      id(c.job_id, "job_id");
+      id(c.execution_id, "execution_id");
       return;
     case "exec.attempt":
-      id(c, "execution_id");
-      count(c, "attempt", 1, COMMAND_LIMITS.attempts_max);
-      bool(c, "redelivery");
+      id(c.execution_id, "execution_id");
+      count(c.attempt, "attempt", 1, COMMAND_LIMITS.attempts_max);
+      bool(c.redelivery, "redelivery");
       return;
     case "exec.finish":
-      id(c, "execution_id");
-      count(c, "attempt", 1, COMMAND_LIMITS.attempts_max);
+      id(c.execution_id, "execution_id");
+      count(c.attempt, "attempt", 1, COMMAND_LIMITS.attempts_max);
       outcome(c.outcome);
-      timeOrNull(c, "retry_at");
+      timeOrNull(c.retry_at, "retry_at");
       return;
     case "history.prune":
-      time(c, "before");
-      count(c, "per_job_max");
+      time(c.before, "before");
+      count(c.per_job_max, "per_job_max");
       return;
     default:
       bad("type", "a known command type", c.type);

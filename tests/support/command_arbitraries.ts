@@ -99,21 +99,49 @@ const outcomeArb: fc.Arbitrary<AttemptOutcome> = fc.record({
   response_excerpt: nullable(textArb(60)),
 });
 
-/** Ids drawn from a small pool, so that generated commands often name the same job. */
-export const poolIdArb: fc.Arbitrary<string> = fc.constantFrom(
-  "01J00000000000000000000001",
-  "01J00000000000000000000002",
-  "01J00000000000000000000003",
-);
+/** Ids from a small pool, so that generated commands often name the same job or execution. */
+export const POOL_IDS: IdSources = {
+  job: fc.constantFrom(
+    "01J00000000000000000000001",
+    "01J00000000000000000000002",
+    "01J00000000000000000000003",
+  ),
+  execution: fc.constantFrom(
+    "01JMISSED00000000000000000",
+    "01JSKIPPED0000000000000000",
+    "01JSTART000000000000000000",
+    "01JEXEC0000000000000000001",
+  ),
+  fire_at: fc.constantFrom(1_700_000_000_000, 1_700_000_060_000),
+};
 
-/** A valid command of any type. */
-export function commandArb(idArb: fc.Arbitrary<string> = ulidArb): fc.Arbitrary<Command> {
+/** Where the ids and fire times of generated commands come from. */
+export interface IdSources {
+  job: fc.Arbitrary<string>;
+  execution: fc.Arbitrary<string>;
+  /** Next and expected fire times (a small pool makes `job.advance` meet its fence). */
+  fire_at: fc.Arbitrary<number>;
+}
+
+/**
+ * A valid command of any type, with job and execution ids from `ids` (small pools make
+ * commands meet the same jobs and executions).
+ */
+export function commandArb(
+  ids: IdSources = { job: ulidArb, execution: ulidArb, fire_at: timeArb },
+): fc.Arbitrary<Command> {
   const at = timeArb;
+  const idArb = ids.job;
   return fc.oneof(
     fc.record({
       type: fc.constant("job.create" as const),
       at,
-      jobs: fc.array(jobArb, { maxLength: 3 }),
+      jobs: fc.array(
+        fc.tuple(jobArb, ids.job, nullable(ids.fire_at)).map((
+          [job, id, next_fire_at],
+        ): JobRecord => ({ ...job, id, next_fire_at })),
+        { maxLength: 3 },
+      ),
       job_limit: countArb,
     }),
     fc.record({ type: fc.constant("job.delete" as const), at, job_id: idArb }),
@@ -123,14 +151,14 @@ export function commandArb(idArb: fc.Arbitrary<string> = ulidArb): fc.Arbitrary<
       type: fc.constant("job.resume" as const),
       at,
       job_id: idArb,
-      next_fire_at: nullable(timeArb),
+      next_fire_at: nullable(ids.fire_at),
     }),
     fc.record({
       type: fc.constant("job.advance" as const),
       at,
       job_id: idArb,
-      expected_fire_at: timeArb,
-      next_fire_at: nullable(timeArb),
+      expected_fire_at: ids.fire_at,
+      next_fire_at: nullable(ids.fire_at),
       missed: nullable(
         fc.record({
           execution_id: fc.constant("01JMISSED00000000000000000"),
@@ -153,19 +181,19 @@ export function commandArb(idArb: fc.Arbitrary<string> = ulidArb): fc.Arbitrary<
       type: fc.constant("job.trigger" as const),
       at,
       job_id: idArb,
-      execution_id: ulidArb,
+      execution_id: ids.execution,
     }),
     fc.record({
       type: fc.constant("exec.attempt" as const),
       at,
-      execution_id: ulidArb,
+      execution_id: ids.execution,
       attempt: fc.integer({ min: 1, max: 60 }),
       redelivery: fc.boolean(),
     }),
     fc.record({
       type: fc.constant("exec.finish" as const),
       at,
-      execution_id: ulidArb,
+      execution_id: ids.execution,
       attempt: fc.integer({ min: 1, max: 60 }),
       outcome: outcomeArb,
       retry_at: nullable(timeArb),
