@@ -306,7 +306,7 @@ function job(value: unknown): void {
   duration(j.catchup_window_ms, "catchup_window_ms");
   count(j.max_attempts, "max_attempts", 1, COMMAND_LIMITS.attempts_max);
   duration(j.timeout_ms, "timeout_ms");
-  textOrNull(j.idempotency_key, "idempotency_key", SHORT, 1);
+  textOrNull(j.idempotency_key, "idempotency_key", SHORT);
   oneOf(j.status, "status", JOB_STATUSES);
   timeOrNull(j.next_fire_at, "next_fire_at");
   time(j.created_at, "created_at");
