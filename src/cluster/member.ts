@@ -22,7 +22,8 @@ import {
   nodeNumericId,
   parsePeers,
 } from "./discovery.ts";
-import { ClusterRefusalError, type Member, ReplicatedLog } from "./replicated_log.ts";
+import type { Member } from "./entry_codec.ts";
+import { ClusterRefusalError, ReplicatedLog } from "./replicated_log.ts";
 import { CLUSTER_AUTH_HEADER, RaftAuth } from "./codec.ts";
 import { SqliteRaftStorage } from "./raft_storage.ts";
 import { HttpTransport } from "./transport.ts";

@@ -6,9 +6,12 @@
  * writes the Ready's snapshot, truncation, entries and hard state in one transaction (one fsync,
  * WAL with synchronous=FULL) and only then updates memory, so nothing the core reads as stable
  * is missing from disk. Every entry and snapshot carries a CRC-32 that is checked when the file
- * is read back at start.
+ * is read back at start, with the shape of every row (hard state, configuration, kinds, terms,
+ * consecutive indexes). Anything that does not hold, or a page SQLite cannot read, stops the
+ * open with {@link CorruptLogError} naming the entry's index and how to recover.
  */
 import type { InStatement } from "@libsql/client/node";
+import { CorruptDataError, FIX_CLUSTER_MEMBER, isSqliteCorruption } from "../db/corrupt.ts";
 import { RAFT_MIGRATIONS } from "../db/migrations.ts";
 import { type Database, openDatabase } from "../db/open.ts";
 import { entryBytes, type Storage } from "../raft/storage.ts";
@@ -22,8 +25,60 @@ import type {
   SnapshotMeta,
 } from "../raft/types.ts";
 
-/** The file holds data that does not match its checksum: the node must not start on it. */
-export class CorruptLogError extends Error {}
+/**
+ * `raft.db` holds data that does not match its checksum or shape: the node must not start on it.
+ * The message names the entry (`index`) and says to rejoin from a peer.
+ */
+export class CorruptLogError extends CorruptDataError {
+  override name = "CorruptLogError";
+
+  constructor(what: string, why: string, index?: number) {
+    super({ file: "raft.db", what, index }, why, FIX_CLUSTER_MEMBER);
+  }
+}
+
+const KINDS: ReadonlySet<string> = new Set<EntryKind>(["normal", "conf", "noop"]);
+
+function isUint(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/** A stored integer column (libSQL gives numbers, or bigints for large values). */
+function uintColumn(value: unknown, what: string, column: string, index?: number): number {
+  const n = typeof value === "bigint" ? Number(value) : value;
+  if (!isUint(n)) throw new CorruptLogError(what, `${column} is ${String(value)}`, index);
+  return n;
+}
+
+function parseJson(text: unknown, what: string, index?: number): unknown {
+  try {
+    return JSON.parse(String(text));
+  } catch {
+    throw new CorruptLogError(what, "its value is not JSON", index);
+  }
+}
+
+function hardStateOf(text: unknown): HardState {
+  const value = parseJson(text, "the hard state") as Record<string, unknown> | null;
+  if (
+    typeof value !== "object" || value === null ||
+    !isUint(value.term) || !isUint(value.vote) || !isUint(value.commit)
+  ) {
+    throw new CorruptLogError("the hard state", "it is not {term, vote, commit}");
+  }
+  return { term: value.term, vote: value.vote, commit: value.commit };
+}
+
+function confOf(text: unknown, index: number): ConfState {
+  const what = `the snapshot at ${index}`;
+  const value = parseJson(text, what, index) as Record<string, unknown> | null;
+  const ids = (v: unknown) =>
+    Array.isArray(v) && v.every((id) => Number.isSafeInteger(id) && id >= 1);
+  if (typeof value !== "object" || value === null || !ids(value.voters) || !ids(value.learners)) {
+    throw new CorruptLogError(what, "its configuration is not {voters, learners}", index);
+  }
+  return { voters: value.voters as number[], learners: value.learners as number[] };
+}
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -44,10 +99,10 @@ export function crc32(bytes: Uint8Array): number {
 
 const ENTRY_INSERT_ROWS_MAX = 200;
 
-function toBytes(value: unknown): Uint8Array {
+function toBytes(value: unknown, what: string, index: number): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  throw new CorruptLogError(`expected a blob, found ${typeof value}`);
+  throw new CorruptLogError(what, `its data is a ${typeof value}, not a blob`, index);
 }
 
 export class SqliteRaftStorage implements Storage {
@@ -66,9 +121,23 @@ export class SqliteRaftStorage implements Storage {
    * voters, or no voters for a node that will join an existing cluster).
    */
   static async open(data_dir: string, bootstrap: ConfState): Promise<SqliteRaftStorage> {
-    const db = await openDatabase(data_dir, "raft.db", RAFT_MIGRATIONS);
+    let db: Database;
+    try {
+      db = await openDatabase(data_dir, "raft.db", RAFT_MIGRATIONS);
+    } catch (error) {
+      throw isSqliteCorruption(error)
+        ? new CorruptLogError("the file", (error as Error).message)
+        : error;
+    }
     const storage = new SqliteRaftStorage(db, bootstrap);
-    await storage.#load();
+    try {
+      await storage.#load();
+    } catch (error) {
+      db.close();
+      throw isSqliteCorruption(error)
+        ? new CorruptLogError("the file", (error as Error).message)
+        : error;
+    }
     return storage;
   }
 
@@ -81,7 +150,7 @@ export class SqliteRaftStorage implements Storage {
     const state = await this.db.client.execute(
       "SELECT value FROM raft_state WHERE key = 'hard_state'",
     );
-    if (state.rows.length > 0) this.#hardState = JSON.parse(String(state.rows[0].value));
+    if (state.rows.length > 0) this.#hardState = hardStateOf(state.rows[0].value);
     const snap = await this.db.client.execute("SELECT * FROM raft_snapshot WHERE id = 1");
     if (snap.rows.length === 0) {
       // A new file: the bootstrap configuration becomes durable as the empty snapshot at 0, so
@@ -89,15 +158,17 @@ export class SqliteRaftStorage implements Storage {
       await this.db.client.batch(this.#snapshotStatements(this.#snapshot), "write");
     } else {
       const row = snap.rows[0];
-      const data = toBytes(row.data);
+      const index = uintColumn(row.idx, "the snapshot", "its index");
+      const what = `the snapshot at ${index}`;
+      const data = toBytes(row.data, what, index);
       if (crc32(data) !== Number(row.crc)) {
-        throw new CorruptLogError(`raft.db: the snapshot at ${row.idx} fails its checksum`);
+        throw new CorruptLogError(what, "its data fails its checksum", index);
       }
       this.#snapshot = {
         meta: {
-          index: Number(row.idx),
-          term: Number(row.term),
-          conf: JSON.parse(String(row.conf)),
+          index,
+          term: uintColumn(row.term, what, "its term", index),
+          conf: confOf(row.conf, index),
         },
         data,
       };
@@ -109,15 +180,29 @@ export class SqliteRaftStorage implements Storage {
       args: [base.index],
     });
     for (const row of rows.rows) {
-      const index = Number(row.idx);
-      const data = toBytes(row.data);
+      const index = uintColumn(row.idx, "an entry", "its index");
+      const what = `entry ${index}`;
+      const data = toBytes(row.data, what, index);
       if (crc32(data) !== Number(row.crc)) {
-        throw new CorruptLogError(`raft.db: entry ${index} fails its checksum`);
+        throw new CorruptLogError(what, "its data fails its checksum", index);
       }
       if (index !== this.lastIndex() + 1) {
-        throw new CorruptLogError(`raft.db: entry ${index} follows ${this.lastIndex()}`);
+        throw new CorruptLogError(what, `it follows entry ${this.lastIndex()}`, index);
       }
-      this.#ents.push({ index, term: Number(row.term), kind: row.kind as EntryKind, data });
+      const term = uintColumn(row.term, what, "its term", index);
+      if (term < this.#ents[this.#ents.length - 1].term) {
+        throw new CorruptLogError(what, `its term ${term} is below the previous entry's`, index);
+      }
+      if (typeof row.kind !== "string" || !KINDS.has(row.kind)) {
+        throw new CorruptLogError(what, `its kind is ${String(row.kind)}`, index);
+      }
+      this.#ents.push({ index, term, kind: row.kind as EntryKind, data });
+    }
+    if (this.#hardState.commit > this.lastIndex()) {
+      throw new CorruptLogError(
+        "the hard state",
+        `its commit index ${this.#hardState.commit} is beyond the last entry ${this.lastIndex()}`,
+      );
     }
   }
 

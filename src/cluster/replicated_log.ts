@@ -30,17 +30,9 @@ import {
 import type { LogObserver } from "../log/local_log.ts";
 import { type Proposal, ProposalQueue } from "../log/proposal_queue.ts";
 import type { ApplyResult, StateMachine, TypedCommand } from "../log/state_machine.ts";
+import { decodeEntryData, encodeEntryData, type EntryData, type Member } from "./entry_codec.ts";
 import type { SqliteRaftStorage } from "./raft_storage.ts";
 import type { FaultHook } from "../faults.ts";
-
-/** One node of the cluster's address book. */
-export interface Member {
-  id: NodeId;
-  name: string;
-  address: string;
-}
-
-type EntryData<C> = { c: C[][] } | { m: Member };
 
 interface Waiter<T> {
   resolve: (value: T) => void;
@@ -82,9 +74,6 @@ export interface RaftLogOptions<C extends TypedCommand, E> {
 
 /** Proposal entries in flight (appended, not yet applied) before new proposals wait. */
 const UNCOMMITTED_ENTRIES_MAX = 2;
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 export class ReplicatedLog<C extends TypedCommand, E> implements CommandLog<C, E> {
   readonly node: RaftNode;
@@ -212,6 +201,11 @@ export class ReplicatedLog<C extends TypedCommand, E> implements CommandLog<C, E
       return Promise.reject(new LogFailedError(`storage failed: ${this.#failed.message}`));
     }
     if (!this.isLeader()) return Promise.reject(this.#notLeader());
+    try {
+      this.#o.machine.check(commands);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const queued = this.#queue.push(commands);
     this.#kick();
     return queued;
@@ -240,9 +234,13 @@ export class ReplicatedLog<C extends TypedCommand, E> implements CommandLog<C, E
 
   /** Replicates an address book entry (before the node is added to the configuration). */
   setMember(member: Member): Promise<void> {
-    return this.#proposeSpecial((node) =>
-      node.propose(encoder.encode(JSON.stringify({ m: member } satisfies EntryData<C>)))
-    );
+    let data: Uint8Array;
+    try {
+      data = encodeEntryData({ m: member });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#proposeSpecial((node) => node.propose(data));
   }
 
   /** Asks the core to hand leadership to `to`. */
@@ -344,7 +342,14 @@ export class ReplicatedLog<C extends TypedCommand, E> implements CommandLog<C, E
     while (!this.#queue.empty && this.#pending.size < UNCOMMITTED_ENTRIES_MAX) {
       const batch = this.#queue.take(this.#o.batch_max);
       const data: EntryData<C> = { c: batch.map((p) => p.commands) };
-      const result = this.node.propose(encoder.encode(JSON.stringify(data)));
+      let encoded: Uint8Array;
+      try {
+        encoded = encodeEntryData(data);
+      } catch (error) {
+        for (const p of batch) p.reject(error as Error);
+        continue;
+      }
+      const result = this.node.propose(encoded);
       if (!result.ok) {
         const error = this.#refusal(result);
         for (const p of batch) p.reject(error);
@@ -416,7 +421,18 @@ export class ReplicatedLog<C extends TypedCommand, E> implements CommandLog<C, E
         continue;
       }
       if (entry.kind !== "normal") continue;
-      const data = JSON.parse(decoder.decode(entry.data)) as EntryData<C>;
+      let data: EntryData<C>;
+      try {
+        data = decodeEntryData(entry.data, (c) => this.#o.machine.check(c));
+      } catch (error) {
+        // Deterministic: every node refuses the same bytes, at every replay.
+        this.#o.logger.error("a committed entry does not decode; no node applies it", {
+          index: entry.index,
+          error: (error as Error).message,
+        });
+        for (const p of mine?.proposals ?? []) resolutions.push(() => p.reject(error as Error));
+        continue;
+      }
       if ("m" in data) {
         this.#members.set(data.m.id, data.m);
         statements.push({

@@ -18,6 +18,7 @@ import type { FaultHook, VitalLoop } from "../faults.ts";
 import { type CommandLog, LogFailedError } from "./command_log.ts";
 import { type Proposal, ProposalQueue } from "./proposal_queue.ts";
 import type { ApplyResult, StateMachine, TypedCommand } from "./state_machine.ts";
+import { stringifyChecked } from "./codec.ts";
 
 /** Log entries kept behind the applied index; older ones are compacted away. */
 const LOG_RETAIN_ENTRIES = 1_000;
@@ -98,6 +99,11 @@ export class LocalLog<C extends TypedCommand, E> implements CommandLog<C, E> {
     if (this.#failed !== null) {
       return Promise.reject(new LogFailedError(`storage failed: ${this.#failed.message}`));
     }
+    try {
+      this.#machine.check(commands);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const queued = this.#queue.push(commands);
     if (!this.#flushing && !this.#queue.empty) {
       this.#flushing = true;
@@ -155,7 +161,7 @@ export class LocalLog<C extends TypedCommand, E> implements CommandLog<C, E> {
     const started_ms = performance.now();
     const statements: InStatement[] = [{
       sql: "INSERT INTO log_entries (idx, term, data) VALUES (?, 1, ?)",
-      args: [index, JSON.stringify(batch.flatMap((p) => p.commands))],
+      args: [index, stringifyChecked(batch.flatMap((p) => p.commands), "commands")],
     }];
     const results: ApplyResult[][] = [];
     const effects: E[] = [];

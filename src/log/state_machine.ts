@@ -9,6 +9,7 @@
  */
 import type { InStatement } from "@libsql/client/node";
 import type { Database } from "../db/open.ts";
+import { CommandCodecError } from "./codec.ts";
 
 /** Why a command was not applied. The HTTP layer maps codes to status codes in one place. */
 export type ApplyErrorCode = "not_found" | "conflict" | "capacity" | "stale" | "invalid";
@@ -34,6 +35,12 @@ export interface Applied<E> {
 export interface StateMachine<C extends TypedCommand, E> {
   /** The command types this machine applies. */
   readonly command_types: readonly C["type"][];
+  /**
+   * Checks commands (a proposal before it is queued, an entry's commands after they are read
+   * back): every field's type and range, the size of free-form values. Returns them typed, or
+   * throws a {@link CommandCodecError} naming the field (a 400 for a proposer).
+   */
+  check(commands: readonly unknown[]): C[];
   /** Rebuilds the in-memory index from the tables (at start, or after a snapshot install). */
   load(db: Database): Promise<void>;
   /** Applies one command; a command that does not fit the state is a result, never a throw. */
@@ -54,8 +61,32 @@ export function composeStateMachines<C extends TypedCommand, E>(
       owners.set(type, part);
     }
   }
+  const ownerOf = (command: unknown, i: number) => {
+    const type = typeof command === "object" && command !== null
+      ? (command as { type?: unknown }).type
+      : undefined;
+    const owner = typeof type === "string" ? owners.get(type) : undefined;
+    if (owner === undefined) {
+      throw new CommandCodecError(`${i}.type`, `no state machine applies command type ${type}`);
+    }
+    return owner;
+  };
   return {
     command_types: [...owners.keys()] as C["type"][],
+    check(commands) {
+      if (!Array.isArray(commands)) throw new CommandCodecError("", "must be an array of commands");
+      if (parts.length === 1) {
+        commands.forEach(ownerOf);
+        return parts[0].check(commands);
+      }
+      return commands.map((command, i) => {
+        try {
+          return ownerOf(command, i).check([command])[0];
+        } catch (error) {
+          throw CommandCodecError.within(error, i);
+        }
+      });
+    },
     async load(db) {
       for (const part of parts) await part.load(db);
     },

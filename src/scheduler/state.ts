@@ -5,10 +5,31 @@
  * follow once the change is committed. The caller writes the SQL of a whole group of commands in
  * one transaction; if that write fails the index no longer matches the disk and the node must
  * stop (see `LocalLog`).
+ *
+ * Error model. `apply` takes a command that passed `validateCommands`
+ * (`src/scheduler/command_codec.ts`: every log validates a proposal before it is queued and every
+ * decoded entry before it is applied), and never throws for one:
+ * - a command that does not fit the state returns `{ok: false, code, message}` and changes
+ *   nothing, neither the index nor the tables (every check runs before the first change):
+ *   `not_found` (no such job), `conflict` (the job's status forbids it, its id or idempotency key
+ *   exists, an execution id is active already), `capacity` (QUEUE_JOB_LIMIT), `stale` (the fence
+ *   of `job.advance`, `exec.attempt` or `exec.finish` no longer holds). The result depends only
+ *   on the index and the command, so it is the same on every node and at every replay;
+ * - the SQL it returns cannot fail on a constraint: job ids and idempotency keys are checked
+ *   against the index, which holds every job; an execution id is checked against the active
+ *   executions, and a new execution row replaces a finished one with the same id (only a forged
+ *   entry can reuse one; replacing it keeps the index and the table equal);
+ * - values are in range for what apply computes from them (times within `Date`'s range, so the
+ *   text of a missed run cannot throw).
+ * What is left is the write itself (disk full, I/O error): the caller stops the node.
+ * `load` reads back what apply wrote and throws `CorruptDataError` (`src/db/corrupt.ts`) for a
+ * row it cannot index.
  */
 import type { InStatement } from "@libsql/client/node";
+import { CorruptDataError, FIX_SINGLE_NODE, isSqliteCorruption } from "../db/corrupt.ts";
 import type { Database } from "../db/open.ts";
 import type { Applied as LogApplied, ApplyErrorCode, StateMachine } from "../log/state_machine.ts";
+import { validateCommands } from "./command_codec.ts";
 import { type Command, JOB_COMMAND_TYPES } from "./commands.ts";
 import {
   type ExecutionRecord,
@@ -65,6 +86,10 @@ export function runningCount(job: JobIndexEntry): number {
 /** Output of applying one command. */
 type Applied = LogApplied<Effect>;
 
+/** How to recover from a corrupt `node.db`, alone or in a cluster. */
+const FIX_STATE =
+  `${FIX_SINGLE_NODE}; in a cluster, move the data directory aside and rejoin to copy the state from a peer`;
+
 /** Rows read per query when the index is rebuilt. */
 const LOAD_PAGE_ROWS = 10_000;
 
@@ -72,9 +97,20 @@ const INTERNED = new Map<string, string>(
   ["once", "cron", "interval", "allow", "forbid", "replace", ...JOB_STATUSES].map((s) => [s, s]),
 );
 
-/** The shared instance of a known enum string (a row's own copy otherwise). */
-function intern<T extends string>(value: T): T {
-  return (INTERNED.get(value) ?? value) as T;
+/**
+ * The shared instance of a known enum string of the `column` of job `id`; anything else is a
+ * row apply never wrote.
+ */
+function intern<T extends string>(value: unknown, column: string, id: string): T {
+  const known = typeof value === "string" ? INTERNED.get(value) : undefined;
+  if (known === undefined) {
+    throw new CorruptDataError(
+      { file: "node.db", what: `job ${id}` },
+      `${column} is ${JSON.stringify(value)}`,
+      FIX_STATE,
+    );
+  }
+  return known as T;
 }
 
 /** Column order of `jobs`, shared by inserts and row decoding. */
@@ -142,12 +178,38 @@ function fail(code: ApplyErrorCode, message: string): Applied {
 /** The replicated scheduling state: an index in memory over the tables in libSQL. */
 export class SchedulerState implements StateMachine<Command, Effect> {
   readonly command_types = JOB_COMMAND_TYPES;
+
+  check(commands: readonly unknown[]): Command[] {
+    validateCommands(commands);
+    return commands;
+  }
   readonly jobs = new Map<string, JobIndexEntry>();
   readonly idempotency = new Map<string, string>();
   readonly active = new Map<string, ActiveExecution>();
 
   /** Rebuilds the index from the tables (at start, or after a snapshot is installed). */
   async load(db: Database): Promise<void> {
+    try {
+      await this.#load(db);
+    } catch (error) {
+      if (!isSqliteCorruption(error)) throw error;
+      throw new CorruptDataError(
+        { file: "node.db", what: "the file" },
+        (error as Error).message,
+        FIX_STATE,
+      );
+    }
+  }
+
+  async #load(db: Database): Promise<void> {
+    const applied = await db.client.execute("SELECT value FROM meta WHERE key = 'applied_index'");
+    if (applied.rows.length > 0 && !/^(0|[1-9][0-9]{0,15})$/.test(String(applied.rows[0].value))) {
+      throw new CorruptDataError(
+        { file: "node.db", what: "the applied index (meta.applied_index)" },
+        `it is ${JSON.stringify(applied.rows[0].value)}`,
+        FIX_STATE,
+      );
+    }
     this.jobs.clear();
     this.idempotency.clear();
     this.active.clear();
@@ -164,10 +226,10 @@ export class SchedulerState implements StateMachine<Command, Effect> {
         const id = row.id as string;
         const key = row.idempotency_key as string | null;
         this.jobs.set(id, {
-          type: intern(row.type as JobType),
-          status: intern(row.status as JobStatus),
+          type: intern<JobType>(row.type, "type", id),
+          status: intern<JobStatus>(row.status, "status", id),
           next_fire_at: row.next_fire_at === null ? null : Number(row.next_fire_at),
-          overlap_policy: intern(row.overlap_policy as OverlapPolicy),
+          overlap_policy: intern<OverlapPolicy>(row.overlap_policy, "overlap_policy", id),
           idempotency_key: key,
           active: null,
         });
@@ -359,6 +421,11 @@ export class SchedulerState implements StateMachine<Command, Effect> {
         `job ${cmd.job_id} is no longer due at ${cmd.expected_fire_at} (next ${job.next_fire_at})`,
       );
     }
+    for (const part of [cmd.missed, cmd.skipped, cmd.start]) {
+      if (part !== null && this.active.has(part.execution_id)) {
+        return fail("conflict", `execution ${part.execution_id} exists already`);
+      }
+    }
     const statements: InStatement[] = [];
     const effects: Effect[] = [];
     if (cmd.missed !== null) {
@@ -439,6 +506,9 @@ export class SchedulerState implements StateMachine<Command, Effect> {
         "conflict",
         `job ${cmd.job_id} has an execution running and its overlap policy is forbid`,
       );
+    }
+    if (this.active.has(cmd.execution_id)) {
+      return fail("conflict", `execution ${cmd.execution_id} exists already`);
     }
     const statements: InStatement[] = [];
     const effects: Effect[] = [];
@@ -644,7 +714,7 @@ type NewExecution =
 function insertExecution(e: NewExecution): InStatement {
   return {
     sql:
-      "INSERT INTO executions (id, job_id, scheduled_at, trigger, status, attempt, started_at, finished_at, status_code, error_class, error, duration_ms, next_attempt_at, redeliveries, missed_count, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL, NULL, 0, ?, NULL)",
+      "INSERT OR REPLACE INTO executions (id, job_id, scheduled_at, trigger, status, attempt, started_at, finished_at, status_code, error_class, error, duration_ms, next_attempt_at, redeliveries, missed_count, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL, NULL, 0, ?, NULL)",
     args: [
       e.id,
       e.job_id,
