@@ -9,6 +9,7 @@ import { setCookie } from "hono/cookie";
 import { CONSOLE_TOKEN_COOKIE } from "../http/auth.ts";
 import type { NodeView } from "../http/app.ts";
 import type { JobsDeps } from "../http/jobs.ts";
+import { DEFAULT_INPUT_LIMITS, type InputLimits, parseBoundedField } from "../http/bounded_json.ts";
 import {
   executionJson,
   jobCreateSchema,
@@ -76,7 +77,7 @@ function field(form: Record<string, unknown>, name: string): string {
 }
 
 /** The create form as the body of `POST /jobs`, validated by the same schema. */
-function createBody(form: CreateForm): unknown {
+function createBody(form: CreateForm, limits: InputLimits): unknown {
   const body: Record<string, unknown> = { type: form.type };
   if (form.name !== "") body.name = form.name;
   if (form.schedule !== "") {
@@ -87,13 +88,7 @@ function createBody(form: CreateForm): unknown {
   if (form.timezone !== "") body.timezone = form.timezone;
   if (form.webhook_url !== "") body.webhook_url = form.webhook_url;
   if (form.payload !== "") {
-    try {
-      body.payload = JSON.parse(form.payload);
-    } catch (error) {
-      throw new ValidationError("invalid payload", [
-        { path: "payload", message: `malformed JSON: ${(error as Error).message}` },
-      ]);
-    }
+    body.payload = parseBoundedField(form.payload, "payload", limits);
   }
   return body;
 }
@@ -232,7 +227,9 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
     };
     let id: string;
     try {
-      const parsed = jobCreateSchema.safeParse(createBody(form));
+      const parsed = jobCreateSchema.safeParse(
+        createBody(form, deps.input_limits ?? DEFAULT_INPUT_LIMITS),
+      );
       if (!parsed.success) throw new ValidationError("invalid job", fieldIssues(parsed.error));
       const [{ job, created }] = await service.create([toJobInput(parsed.data, null)]);
       if (created) deps.onCreated(1);
