@@ -80,7 +80,7 @@ export function parseBoundedField(text: string, field: string, limits: InputLimi
       { path: field, message: `malformed JSON: ${(error as Error).message}` },
     ]);
   }
-  checkField({ path: field, name: field, value }, limits);
+  checkField({ value, parent_path: "", name: field }, limits);
   return value;
 }
 
@@ -211,80 +211,134 @@ function decodedKey(raw: string): string {
   }
 }
 
+/** A field of the body: its value, and its path (built only when an error names it). */
 interface Field {
-  path: string;
-  name: string;
   value: unknown;
+  parent_path: string;
+  name: string;
 }
+
+const fieldPath = (field: Field) =>
+  field.parent_path === "" ? field.name : `${field.parent_path}.${field.name}`;
 
 /**
  * The envelope's checks and its fields: objects above `field_depth` have their keys counted,
- * scalars their length; the values at `field_depth` are the fields, checked by {@link checkField}.
+ * strings their length; the values at `field_depth` are the fields, checked by {@link checkField}.
  */
 export function checkShape(value: unknown, limits: InputLimits, field_depth: number): void {
-  const stack: { value: unknown; path: string; level: number }[] = [{ value, path: "", level: 0 }];
+  if (field_depth === 0) {
+    checkField({ value, parent_path: "", name: "body" }, limits);
+    return;
+  }
+  if (typeof value === "string") checkString(value, "body", limits);
+  if (typeof value !== "object" || value === null) return;
+  const stack: { value: object; path: string; level: number }[] = [{ value, path: "", level: 0 }];
   while (stack.length > 0) {
-    const item = stack.pop()!;
-    const name = item.path.slice(item.path.lastIndexOf(".") + 1);
-    if (item.level === field_depth) {
-      checkField({ path: item.path, name, value: item.value }, limits);
-      continue;
-    }
-    if (typeof item.value === "string") checkString(item.value, item.path || "body", limits);
-    if (typeof item.value !== "object" || item.value === null) continue;
-    const prefix = item.path === "" ? "" : `${item.path}.`;
-    if (Array.isArray(item.value)) {
-      for (let i = 0; i < item.value.length; i++) {
-        stack.push({ value: item.value[i], path: `${prefix}${i}`, level: item.level + 1 });
+    const { value: container, path, level } = stack.pop()!;
+    const is_array = Array.isArray(container);
+    const keys = is_array ? null : Object.keys(container);
+    if (keys !== null) checkKeys(keys, path || "body", limits);
+    const count = keys === null ? (container as unknown[]).length : keys.length;
+    for (let i = 0; i < count; i++) {
+      const name = keys === null ? String(i) : keys[i];
+      if (keys !== null) checkString(name, path || "body", limits);
+      const child = keys === null
+        ? (container as unknown[])[i]
+        : (container as Record<string, unknown>)[name];
+      if (level + 1 === field_depth) {
+        checkField({ value: child, parent_path: path, name }, limits);
+      } else if (typeof child === "object" && child !== null) {
+        stack.push({
+          value: child,
+          path: path === "" ? name : `${path}.${name}`,
+          level: level + 1,
+        });
+      } else if (typeof child === "string") {
+        checkString(child, path === "" ? name : `${path}.${name}`, limits);
       }
-      continue;
-    }
-    const keys = Object.keys(item.value);
-    checkKeys(keys, item.path || "body", limits);
-    for (const key of keys) {
-      checkString(key, item.path || "body", limits);
-      stack.push({
-        value: (item.value as Record<string, unknown>)[key],
-        path: prefix + key,
-        level: item.level + 1,
-      });
     }
   }
 }
 
-/** One field: every nested value within the limits, then its encoded size. */
+/**
+ * Bytes of compact JSON per UTF-16 unit of a string, at most: `\u001f` is 6 bytes for one unit
+ * (a lone surrogate too); other units take at most 3 bytes of UTF-8.
+ */
+const JSON_BYTES_PER_CHAR_MAX = 6;
+/** The longest number JSON.stringify writes (`-1.2345678901234567e-300`), with its comma. */
+const JSON_NUMBER_BYTES_MAX = 25;
+
+/**
+ * One field: every nested value within the limits, then its encoded size. The walk sums an upper
+ * bound of the size as it goes, so `JSON.stringify` measures the exact size only of fields that
+ * may be over their limit (a 1 KB payload never is).
+ */
 function checkField(field: Field, limits: InputLimits): void {
+  // Outside `payload` strings are stored in text columns, where a lone surrogate would not
+  // survive; inside it they are stored as escaped JSON and come back as sent.
   const well_formed = field.name !== "payload";
+  if (typeof field.value !== "object" || field.value === null) {
+    if (typeof field.value === "string") {
+      checkFieldString(field.value, field, well_formed, limits);
+      checkFieldSize(field, JSON_BYTES_PER_CHAR_MAX * field.value.length + 2, limits);
+    }
+    return;
+  }
+  let bytes_bound = 0;
   const stack: unknown[] = [field.value];
   while (stack.length > 0) {
     const value = stack.pop();
     if (typeof value === "string") {
-      checkString(value, field.path, limits);
-      if (well_formed) checkWellFormed(value, field.path);
+      checkFieldString(value, field, well_formed, limits);
+      bytes_bound += JSON_BYTES_PER_CHAR_MAX * value.length + 3;
+      continue;
     }
-    if (typeof value !== "object" || value === null) continue;
+    if (typeof value !== "object" || value === null) {
+      bytes_bound += JSON_NUMBER_BYTES_MAX;
+      continue;
+    }
+    bytes_bound += 3;
     if (Array.isArray(value)) {
       if (value.length > limits.items_max) {
         shapeError(
-          field.path,
+          fieldPath(field),
           `holds an array of ${value.length} items, more than ${limits.items_max} (${SETTINGS.input_items_max.env})`,
         );
       }
       for (const item of value) stack.push(item);
       continue;
     }
-    const keys = Object.keys(value);
-    checkKeys(keys, field.path, limits);
-    for (const key of keys) {
-      checkString(key, field.path, limits);
-      if (well_formed) checkWellFormed(key, field.path);
+    let keys = 0;
+    // A parsed JSON object has only own, enumerable, string keys: `for…in` sees exactly those,
+    // without the array `Object.keys` would allocate.
+    for (const key in value) {
+      if (++keys > limits.keys_max) checkKeys(Object.keys(value), fieldPath(field), limits);
+      checkFieldString(key, field, well_formed, limits);
+      bytes_bound += JSON_BYTES_PER_CHAR_MAX * key.length + 3;
       stack.push((value as Record<string, unknown>)[key]);
     }
   }
+  checkFieldSize(field, bytes_bound, limits);
+}
+
+/** The size limits of `payload` and `headers`; other fields are bounded by their schema. */
+function checkFieldSize(field: Field, bytes_bound: number, limits: InputLimits): void {
   if (field.name === "payload") {
-    checkSize(field, limits.payload_bytes_max, SETTINGS.payload_bytes_max.env);
+    checkSize(field, bytes_bound, limits.payload_bytes_max, SETTINGS.payload_bytes_max.env);
   } else if (field.name === "headers") {
-    checkSize(field, limits.headers_bytes_max, SETTINGS.headers_bytes_max.env);
+    checkSize(field, bytes_bound, limits.headers_bytes_max, SETTINGS.headers_bytes_max.env);
+  }
+}
+
+function checkFieldString(
+  text: string,
+  field: Field,
+  well_formed: boolean,
+  limits: InputLimits,
+): void {
+  if (text.length > limits.string_chars_max) checkString(text, fieldPath(field), limits);
+  if (well_formed && !text.isWellFormed()) {
+    shapeError(fieldPath(field), "holds a lone UTF-16 surrogate; send well-formed Unicode");
   }
 }
 
@@ -306,19 +360,16 @@ function checkString(text: string, path: string, limits: InputLimits): void {
   }
 }
 
-/** Outside `payload` strings are stored as text columns, where a lone surrogate would not survive. */
-function checkWellFormed(text: string, path: string): void {
-  if (!text.isWellFormed()) {
-    shapeError(path, "holds a lone UTF-16 surrogate; send well-formed Unicode");
-  }
-}
-
-/** Depth is bounded by the prescan, so `JSON.stringify` cannot overflow the stack here. */
-function checkSize(field: Field, bytes_max: number, setting: string): void {
+/**
+ * The exact size, measured only when the bound says it may be over. Depth is bounded by the
+ * prescan, so `JSON.stringify` cannot overflow the stack here.
+ */
+function checkSize(field: Field, bytes_bound: number, bytes_max: number, setting: string): void {
+  if (bytes_bound <= bytes_max) return;
   const bytes = Buffer.byteLength(JSON.stringify(field.value) ?? "", "utf8");
   if (bytes > bytes_max) {
     throw new PayloadTooLargeError(
-      `${field.path} is ${bytes} bytes as JSON, more than ${bytes_max} (${setting}); ` +
+      `${fieldPath(field)} is ${bytes} bytes as JSON, more than ${bytes_max} (${setting}); ` +
         "send less, e.g. a reference to where the data is",
     );
   }

@@ -140,6 +140,11 @@ Deno.test("payload size counts the bytes stored, not the bytes sent", () => {
     () => parseBoundedJson(`{"payload":[${Array(10).fill("1e20").join(",")}]}`, limits, 1),
     /: payload is 221 bytes as JSON, more than 100 \(INPUT_MAX_PAYLOAD\)/,
   );
+  // A payload that is one string: 20 control characters are 122 bytes as JSON.
+  assert.throws(
+    () => parseBoundedJson(`{"payload":"${"\\u0001".repeat(20)}"}`, limits, 1),
+    /: payload is 122 bytes/,
+  );
   // "é" is 1 character and 2 UTF-8 bytes.
   assert.throws(
     () => parseBoundedJson(`{"payload":"${"é".repeat(60)}"}`, limits, 1),
