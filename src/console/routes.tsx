@@ -70,6 +70,21 @@ function userError(error: unknown): { status: 400 | 404 | 409 | 507; message: st
   return null;
 }
 
+/**
+ * The posted form; a body that is not a form (a multipart body without its boundary, say) is a
+ * 400 that says what to send, not an exception from the parser.
+ */
+async function readForm(c: Context): Promise<Record<string, unknown>> {
+  try {
+    return await c.req.parseBody();
+  } catch (error) {
+    throw new ValidationError(
+      `malformed form body (${(error as Error).message}); ` +
+        "send application/x-www-form-urlencoded or multipart/form-data with its boundary",
+    );
+  }
+}
+
 /** A form field as text ("" when absent). */
 function field(form: Record<string, unknown>, name: string): string {
   const value = form[name];
@@ -192,7 +207,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
       />,
     ));
   app.post("/login", async (c) => {
-    const posted = await c.req.parseBody();
+    const posted = await readForm(c);
     const token = typeof posted.token === "string" ? posted.token.trim() : "";
     setCookie(c, CONSOLE_TOKEN_COOKIE, token, {
       path: "/console",
@@ -216,7 +231,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
   app.get("/jobs", (c) => jobsPage(c));
 
   app.post("/jobs", async (c) => {
-    const posted = await c.req.parseBody();
+    const posted = await readForm(c);
     const form: CreateForm = {
       name: field(posted, "name"),
       type: field(posted, "type"),
@@ -252,7 +267,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
   app.post("/jobs/:id/trigger", (c) => jobAction(c, "triggered", (id) => service.trigger(id)));
   app.post("/jobs/:id/cancel", (c) =>
     jobAction(c, "cancelled", async (id) => {
-      const reason = field(await c.req.parseBody(), "reason");
+      const reason = field(await readForm(c), "reason");
       if (reason.length > 1_000) {
         throw new ValidationError("invalid cancel request", [
           { path: "reason", message: "use at most 1000 characters" },

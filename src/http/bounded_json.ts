@@ -9,7 +9,7 @@
  *    node's log loop with a RangeError in the group-commit flush.)
  * 2. `JSON.parse`.
  * 3. {@link checkShape} walks the parsed value with an explicit stack: keys per object, items per
- *    array, string lengths, well-formed strings outside `payload`, and the encoded size of
+ *    array, string lengths, well-formed strings without NUL outside `payload`, and the encoded size of
  *    `payload` and `headers`.
  *
  * A body is an envelope around fields: a job's fields are the keys of the body object
@@ -274,12 +274,13 @@ const JSON_NUMBER_BYTES_MAX = 25;
  * may be over their limit (a 1 KB payload never is).
  */
 function checkField(field: Field, limits: InputLimits): void {
-  // Outside `payload` strings are stored in text columns, where a lone surrogate would not
-  // survive; inside it they are stored as escaped JSON and come back as sent.
-  const well_formed = field.name !== "payload";
+  // Outside `payload` strings are stored in text columns, where a lone surrogate or a NUL would
+  // not survive (a NUL ends the text); inside it they are stored as escaped JSON and come back
+  // as sent.
+  const stored_as_text = field.name !== "payload";
   if (typeof field.value !== "object" || field.value === null) {
     if (typeof field.value === "string") {
-      checkFieldString(field.value, field, well_formed, limits);
+      checkFieldString(field.value, field, stored_as_text, limits);
       checkFieldSize(field, JSON_BYTES_PER_CHAR_MAX * field.value.length + 2, limits);
     }
     return;
@@ -289,7 +290,7 @@ function checkField(field: Field, limits: InputLimits): void {
   while (stack.length > 0) {
     const value = stack.pop();
     if (typeof value === "string") {
-      checkFieldString(value, field, well_formed, limits);
+      checkFieldString(value, field, stored_as_text, limits);
       bytes_bound += JSON_BYTES_PER_CHAR_MAX * value.length + 3;
       continue;
     }
@@ -313,7 +314,7 @@ function checkField(field: Field, limits: InputLimits): void {
     // without the array `Object.keys` would allocate.
     for (const key in value) {
       if (++keys > limits.keys_max) checkKeys(Object.keys(value), fieldPath(field), limits);
-      checkFieldString(key, field, well_formed, limits);
+      checkFieldString(key, field, stored_as_text, limits);
       bytes_bound += JSON_BYTES_PER_CHAR_MAX * key.length + 3;
       stack.push((value as Record<string, unknown>)[key]);
     }
@@ -333,12 +334,16 @@ function checkFieldSize(field: Field, bytes_bound: number, limits: InputLimits):
 function checkFieldString(
   text: string,
   field: Field,
-  well_formed: boolean,
+  stored_as_text: boolean,
   limits: InputLimits,
 ): void {
   if (text.length > limits.string_chars_max) checkString(text, fieldPath(field), limits);
-  if (well_formed && !text.isWellFormed()) {
+  if (!stored_as_text) return;
+  if (!text.isWellFormed()) {
     shapeError(fieldPath(field), "holds a lone UTF-16 surrogate; send well-formed Unicode");
+  }
+  if (text.includes("\u0000")) {
+    shapeError(fieldPath(field), "holds a NUL character (U+0000), which stored text cannot keep");
   }
 }
 

@@ -126,6 +126,7 @@ Deno.test("the reader with small limits: each limit, its path and its error clas
   refuses(`{"name":"\\ud800"}`, 1, ValidationError, /^name holds a lone UTF-16 surrogate/);
   // A lone surrogate survives in payload (stored as JSON text, escaped).
   assert.deepEqual(parseBoundedJson(`{"payload":"\\ud800"}`, small, 1), { payload: "\ud800" });
+  assert.deepEqual(parseBoundedJson(`{"payload":"\\u0000"}`, small, 1), { payload: "\u0000" });
   refuses(`{"a":`, 1, ValidationError, /^malformed JSON body/);
   refuses(`]]]][[[[`, 1, ValidationError, /^malformed JSON body/);
   assert.deepEqual(parseBoundedJson("  ", small, 1), {});
@@ -263,6 +264,19 @@ Deno.test("each limit over real HTTP → 400 or 413 naming field, limit and sett
         body: `{"type":"once","timestamp":"${base.timestamp}","name":"a\\udc00b"}`,
         status: 400,
         message: /^name holds a lone UTF-16 surrogate/,
+      },
+      {
+        // Found by tests/http/api_fuzz_test.ts: libSQL ended the stored name at the NUL ("").
+        name: "a NUL in a stored text field",
+        body: { ...base, name: "\u0000" },
+        status: 400,
+        message: /^name holds a NUL character/,
+      },
+      {
+        name: "a NUL in an idempotency key (k and k\\0x would be one key once stored)",
+        body: { ...base, idempotency_key: "k\u0000x" },
+        status: 400,
+        message: /^idempotency_key holds a NUL character/,
       },
       {
         name: "a header value with a line break",
