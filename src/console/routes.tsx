@@ -9,6 +9,7 @@ import { setCookie } from "hono/cookie";
 import { CONSOLE_TOKEN_COOKIE } from "../http/auth.ts";
 import type { NodeView } from "../http/app.ts";
 import type { JobsDeps } from "../http/jobs.ts";
+import { DEFAULT_INPUT_LIMITS, type InputLimits, parseBoundedField } from "../http/bounded_json.ts";
 import {
   executionJson,
   jobCreateSchema,
@@ -64,6 +65,21 @@ function userError(error: unknown): { status: 400 | 404 | 409 | 507; message: st
   return null;
 }
 
+/**
+ * The posted form; a body that is not a form (a multipart body without its boundary, say) is a
+ * 400 that says what to send, not an exception from the parser.
+ */
+async function readForm(c: Context): Promise<Record<string, unknown>> {
+  try {
+    return await c.req.parseBody();
+  } catch (error) {
+    throw new ValidationError(
+      `malformed form body (${(error as Error).message}); ` +
+        "send application/x-www-form-urlencoded or multipart/form-data with its boundary",
+    );
+  }
+}
+
 /** A form field as text ("" when absent). */
 function field(form: Record<string, unknown>, name: string): string {
   const value = form[name];
@@ -71,7 +87,7 @@ function field(form: Record<string, unknown>, name: string): string {
 }
 
 /** The create form as the body of `POST /jobs`, validated by the same schema. */
-function createBody(form: CreateForm): unknown {
+function createBody(form: CreateForm, limits: InputLimits): unknown {
   const body: Record<string, unknown> = { type: form.type };
   if (form.name !== "") body.name = form.name;
   if (form.schedule !== "") {
@@ -82,13 +98,7 @@ function createBody(form: CreateForm): unknown {
   if (form.timezone !== "") body.timezone = form.timezone;
   if (form.webhook_url !== "") body.webhook_url = form.webhook_url;
   if (form.payload !== "") {
-    try {
-      body.payload = JSON.parse(form.payload);
-    } catch (error) {
-      throw new ValidationError("invalid payload", [
-        { path: "payload", message: `malformed JSON: ${(error as Error).message}` },
-      ]);
-    }
+    body.payload = parseBoundedField(form.payload, "payload", limits);
   }
   return body;
 }
@@ -192,7 +202,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
       />,
     ));
   app.post("/login", async (c) => {
-    const posted = await c.req.parseBody();
+    const posted = await readForm(c);
     const token = typeof posted.token === "string" ? posted.token.trim() : "";
     setCookie(c, CONSOLE_TOKEN_COOKIE, token, {
       path: "/console",
@@ -216,7 +226,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
   app.get("/jobs", (c) => jobsPage(c));
 
   app.post("/jobs", async (c) => {
-    const posted = await c.req.parseBody();
+    const posted = await readForm(c);
     const form: CreateForm = {
       name: field(posted, "name"),
       type: field(posted, "type"),
@@ -227,7 +237,9 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
     };
     let id: string;
     try {
-      const parsed = jobCreateSchema.safeParse(createBody(form));
+      const parsed = jobCreateSchema.safeParse(
+        createBody(form, deps.input_limits ?? DEFAULT_INPUT_LIMITS),
+      );
       if (!parsed.success) throw new ValidationError("invalid job", fieldIssues(parsed.error));
       const [{ job, created }] = await service.create([toJobInput(parsed.data, null)]);
       if (created) deps.onCreated(1);
@@ -250,7 +262,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
   app.post("/jobs/:id/trigger", (c) => jobAction(c, "triggered", (id) => service.trigger(id)));
   app.post("/jobs/:id/cancel", (c) =>
     jobAction(c, "cancelled", async (id) => {
-      const reason = field(await c.req.parseBody(), "reason");
+      const reason = field(await readForm(c), "reason");
       if (reason.length > 1_000) {
         throw new ValidationError("invalid cancel request", [
           { path: "reason", message: "use at most 1000 characters" },

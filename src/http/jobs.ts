@@ -4,11 +4,19 @@
  * themselves).
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
+import { SETTINGS } from "../config.ts";
 import { ValidationError } from "../errors.ts";
 import type { JobStatus } from "../scheduler/model.ts";
 import type { JobInput, JobService } from "../scheduler/service.ts";
+import {
+  DEFAULT_INPUT_LIMITS,
+  FIELDS_AT_TOP,
+  FIELDS_IN_BATCH,
+  type InputLimits,
+  parseBoundedJson,
+} from "./bounded_json.ts";
 import { fieldIssues } from "./errors.ts";
 import { errorResponses, json, serveRoute } from "./openapi.ts";
 import {
@@ -19,6 +27,7 @@ import {
   executionJson,
   executionListSchema,
   executionsQuerySchema,
+  IDEMPOTENCY_KEY_CHARS_MAX,
   jobCreateSchema,
   jobJson,
   jobListSchema,
@@ -33,21 +42,54 @@ import {
 export interface JobsDeps {
   service: JobService;
   batch_max_jobs: number;
+  /** Limits on request shapes (`INPUT_MAX_*`); absent: the defaults. */
+  input_limits?: InputLimits;
   /** Counts jobs created or refused, for metrics. */
   onCreated(count: number): void;
   onRejected(reason: string): void;
   onDeleted(): void;
 }
 
-/** Reads a JSON body; malformed JSON is a 400 that says so. */
-export async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === "") return {};
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new ValidationError(`malformed JSON body: ${(error as Error).message}`);
+/**
+ * Reads a JSON body within `limits` (see `bounded_json.ts`); malformed JSON or a shape over a
+ * limit is a 400, a size over a limit a 413, each naming the field.
+ */
+export async function readJson(
+  c: Context,
+  limits: InputLimits = DEFAULT_INPUT_LIMITS,
+  field_depth: number = FIELDS_AT_TOP,
+): Promise<unknown> {
+  return parseBoundedJson(await c.req.text(), limits, field_depth);
+}
+
+/** Refuses a query string over `query_bytes_max` before any route parses it. */
+function boundedQuery(limits: InputLimits): MiddlewareHandler {
+  return async (c, next) => {
+    const url = c.req.url;
+    const start = url.indexOf("?");
+    const bytes = start === -1 ? 0 : url.length - start - 1;
+    if (bytes > limits.query_bytes_max) {
+      const message = `is ${bytes} bytes, more than ${limits.query_bytes_max} ` +
+        `(${SETTINGS.query_bytes_max.env})`;
+      throw new ValidationError(`the query string ${message}; send fewer or shorter parameters`, [
+        { path: "query", message },
+      ]);
+    }
+    await next();
+  };
+}
+
+/** The `Idempotency-Key` header, bounded like the body's `idempotency_key`. */
+function idempotencyHeader(c: Context): string | null {
+  const key = c.req.header("Idempotency-Key");
+  if (key === undefined) return null;
+  if (key.length < 1 || key.length > IDEMPOTENCY_KEY_CHARS_MAX) {
+    const message = `use 1 to ${IDEMPOTENCY_KEY_CHARS_MAX} characters (${key.length} sent)`;
+    throw new ValidationError(`invalid Idempotency-Key header: ${message}`, [
+      { path: "Idempotency-Key", message },
+    ]);
   }
+  return key;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
@@ -87,6 +129,8 @@ const jobAction = (action: string, summary: string) =>
 export function jobsRoutes(deps: JobsDeps): OpenAPIHono {
   const app = new OpenAPIHono();
   const { service } = deps;
+  const limits = deps.input_limits ?? DEFAULT_INPUT_LIMITS;
+  app.use(boundedQuery(limits));
 
   const withRejections = async <T>(run: () => Promise<T>): Promise<T> => {
     try {
@@ -108,7 +152,7 @@ export function jobsRoutes(deps: JobsDeps): OpenAPIHono {
       summary: "Create a job (201; 200 when its idempotency key exists)",
       request: {
         headers: z.object({
-          "idempotency-key": z.string().optional().meta({
+          "idempotency-key": z.string().min(1).max(IDEMPOTENCY_KEY_CHARS_MAX).optional().meta({
             description: "Wins over the body's idempotency_key",
           }),
         }),
@@ -122,10 +166,9 @@ export function jobsRoutes(deps: JobsDeps): OpenAPIHono {
     }),
     (c) =>
       withRejections(async () => {
-        const body = parse(jobCreateSchema, await readJson(c), "job");
-        const [{ job, created }] = await service.create([
-          toJobInput(body, c.req.header("Idempotency-Key") ?? null),
-        ]);
+        const header_key = idempotencyHeader(c);
+        const body = parse(jobCreateSchema, await readJson(c, limits), "job");
+        const [{ job, created }] = await service.create([toJobInput(body, header_key)]);
         if (created) deps.onCreated(1);
         else c.header("Idempotent-Replayed", "true");
         return c.json(jobJson(job), created ? 201 : 200);
@@ -149,7 +192,7 @@ export function jobsRoutes(deps: JobsDeps): OpenAPIHono {
     }),
     (c) =>
       withRejections(async () => {
-        const body = parse(batchSchema, await readJson(c), "batch");
+        const body = parse(batchSchema, await readJson(c, limits, FIELDS_IN_BATCH), "batch");
         if (body.jobs.length > deps.batch_max_jobs) {
           throw new ValidationError(
             `a batch holds at most ${deps.batch_max_jobs} jobs (BATCH_MAX_JOBS); split it`,
@@ -301,7 +344,7 @@ export function jobsRoutes(deps: JobsDeps): OpenAPIHono {
       },
     }),
     async (c) => {
-      const body = parse(cancelSchema, await readJson(c), "cancel request");
+      const body = parse(cancelSchema, await readJson(c, limits), "cancel request");
       const job = await service.cancel(c.req.param().id, body.reason ?? "cancelled by request");
       return c.json(jobJson(job));
     },

@@ -37,6 +37,15 @@ const isoTime = z.string().meta({ format: "date-time", description: "ISO 8601 wi
     { message: "use an ISO 8601 time with a zone, e.g. 2026-12-25T10:00:00Z" },
   ).transform((text) => Date.parse(text));
 
+/** Longest idempotency key, in the body or the `Idempotency-Key` header. */
+export const IDEMPOTENCY_KEY_CHARS_MAX = 256;
+
+/**
+ * A header value `Headers.set` accepts at delivery: no CR, LF or NUL, nothing above U+00FF
+ * (RFC 9110 field-value: visible ASCII, space, tab and obs-text).
+ */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 const seconds = (max_s: number) => z.number().positive().max(max_s);
 
 /** Body of `POST /jobs` (and each item of `POST /jobs/batch`). */
@@ -55,14 +64,19 @@ export const jobCreateSchema = z.object({
   ends_at: isoTime.optional(),
   webhook_url: z.string().max(2048).optional(),
   method: z.enum(["POST", "PUT", "PATCH", "GET", "DELETE"]).optional(),
-  headers: z.record(z.string().max(256), z.string().max(8192)).optional(),
+  headers: z.record(
+    z.string().max(256),
+    z.string().max(8192).regex(HEADER_VALUE, {
+      message: "use visible ASCII, spaces and tabs (no line breaks) in a header value",
+    }),
+  ).optional(),
   payload: z.unknown().optional(),
   secret: z.string().min(16, "use a secret of at least 16 characters").max(512).optional(),
   overlap_policy: z.enum(["allow", "forbid", "replace"]).optional(),
   catchup_window_seconds: z.number().min(0).max(366 * 86_400).optional(),
   max_attempts: z.number().int().min(1).max(50).optional(),
   timeout_seconds: seconds(3_600).optional(),
-  idempotency_key: z.string().min(1).max(256).optional(),
+  idempotency_key: z.string().min(1).max(IDEMPOTENCY_KEY_CHARS_MAX).optional(),
 }).strict().superRefine((body, ctx) => {
   const type = isTypeName(body.type) ? TYPE_ALIASES[body.type] : undefined;
   const issue = (path: string, message: string) =>

@@ -5,6 +5,7 @@
 import type { Config } from "../config.ts";
 import { openDatabase } from "../db/open.ts";
 import { type AppDeps, createApp } from "../http/app.ts";
+import { inputLimits } from "../http/bounded_json.ts";
 import { consoleRoutes } from "../console/routes.tsx";
 import type { Logger } from "../logger.ts";
 import { type Clock, systemClock } from "../clock.ts";
@@ -172,6 +173,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     logger,
     batch_max_jobs: config.batch_max_jobs,
     max_body_bytes: config.max_body_bytes,
+    input_limits: inputLimits(config),
     onCreated: (n) => metrics.jobsCreated.inc(n),
     onRejected: (reason) => metrics.rejections.inc({ reason }),
     onDeleted: () => metrics.jobsDeleted.inc(),
