@@ -644,9 +644,13 @@ async function sendOne(
   return record;
 }
 
+/** Hostile requests waiting for an answer at once, at most (a hung node holds a few). */
+const HOSTILE_INFLIGHT_MAX = 4;
+
 /**
- * Sends hostile requests to random nodes until `ctx.end_ms` or `opts.max_requests`, one at a
- * time, at most `opts.rate_per_s` a second.
+ * Sends hostile requests to random nodes until `ctx.end_ms` or `opts.max_requests`, starting at
+ * most `opts.rate_per_s` a second with at most {@link HOSTILE_INFLIGHT_MAX} unanswered; returns
+ * once every one is answered or timed out.
  */
 export async function runHostile(ctx: HostileContext, opts: HostileOptions): Promise<void> {
   if (opts.kinds.length === 0 || opts.max_requests <= 0 || opts.rate_per_s <= 0) return;
@@ -654,13 +658,18 @@ export async function runHostile(ctx: HostileContext, opts: HostileOptions): Pro
   const d = new Draw(ctx.seed ^ 0x5bd1e995);
   const nodes = [...ctx.urls.keys()];
   const gap_ms = 1_000 / opts.rate_per_s;
+  const inflight = new Set<Promise<unknown>>();
   for (let sent = 0; sent < opts.max_requests && ctx.now() < ctx.end_ms; sent++) {
     const started = ctx.now();
+    if (inflight.size >= HOSTILE_INFLIGHT_MAX) await Promise.race(inflight);
     const kind = d.pick(opts.kinds);
-    await sendOne(ctx, d.pick(nodes), request(kind, ctx.sink_url, d));
+    const one: Promise<unknown> = sendOne(ctx, d.pick(nodes), request(kind, ctx.sink_url, d))
+      .finally(() => inflight.delete(one));
+    inflight.add(one);
     const wait = gap_ms - (ctx.now() - started);
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
+  await Promise.all(inflight);
 }
 
 /** Parses `--hostile`: `off`, `all`, or comma-separated kinds. */

@@ -283,7 +283,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
           "no lost acknowledged create",
           "every due occurrence delivered",
           "all nodes end with the same state",
-        ].map((name): CheckResult => ({ name, ok: false, summary: why, violations: [] })),
+        ].map((name): CheckResult => ({ name, ok: false, summary: why, violations: [why] })),
       ];
       return await writeRun(dir, history, opts, nemesis.faults, checks, EMPTY_STATS);
     }
