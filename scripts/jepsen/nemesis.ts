@@ -16,8 +16,9 @@
  *   through libfaketime (see nodes.ts), hold it 3-10 s, restore it; skipped, with a line in the
  *   report, when libfaketime is not installed. Not in the default set (README, "Fault testing").
  *
- * The schedule depends on the seed, and on timing (the leader at that moment): a seed replays
- * the same sequence of fault kinds and durations, not the same interleaving.
+ * The schedule depends on the seed (the nemesis draws from its own stream of it), and on timing
+ * (the leader at that moment): a seed replays the same sequence of fault kinds, shapes and
+ * durations, not the same interleaving.
  *
  * @module
  */

@@ -207,7 +207,8 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       });
   }
   const nemesis: NemesisContext = {
-    random,
+    // Its own stream, so that a seed replays the same faults whatever the clients drew.
+    random: sfc32(opts.seed ^ 0x1b873593),
     now,
     nodes,
     proxies,

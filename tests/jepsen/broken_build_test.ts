@@ -10,7 +10,8 @@
  *   time) fails to commit fires the occurrence anyway. A leader cut off from its quorum keeps
  *   its role until check-quorum deposes it, its pending claims are then rejected, and it fires
  *   them while the new leader, which never saw those claims, fires the same occurrences. The
- *   duplicate-delivery checker must flag it under partitions.
+ *   duplicate-delivery checker must flag it under partitions and pauses (a leader continued after
+ *   SIGSTOP fires its due jobs before it hears of the new term).
  * - acknowledges before the fsync: the Raft log's writes and the state machine's writes are
  *   queued and written 1.5 s later, while the node goes on as if they were durable (it votes,
  *   acknowledges appends, applies and answers). kill -9 does not lose the OS page cache, so
@@ -76,7 +77,7 @@ Deno.test("jepsen catches a broken build: a leader fires without the committed c
     time_ms: 25_000,
     nodes: 3,
     clients: 5,
-    faults: ["partition"],
+    faults: ["partition", "pause"],
     out_dir: ".tmp/jepsen-test",
     firing_bound_ms: 20_000,
     hostile: OFF,
