@@ -74,7 +74,7 @@ const FIRE_WITHOUT_FENCE = `
 Deno.test("jepsen catches a broken build: a leader fires without the committed claim", async () => {
   const result = await runJepsen({
     seed: 21,
-    time_ms: 25_000,
+    time_ms: 20_000,
     nodes: 3,
     clients: 5,
     faults: ["partition", "pause"],
