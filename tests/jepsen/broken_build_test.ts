@@ -27,7 +27,7 @@ const OFF = { kinds: [], rate_per_s: 1, max_requests: 0 };
 Deno.test("jepsen catches a broken build: linearizable reads served without ReadIndex", async () => {
   const result = await runJepsen({
     seed: 11,
-    time_ms: 25_000,
+    time_ms: 30_000,
     nodes: 3,
     clients: 5,
     faults: ["partition"],
