@@ -1,12 +1,14 @@
 /**
  * `deno task jepsen --seed N --time 60s --nodes 5 [--clients 5] [--faults kill,pause,...]
- * [--out .tmp/jepsen] [--bound 20s]`: a Jepsen-style run on real node processes (see
- * scripts/jepsen/run.ts); `clock` runs only when listed, and needs libfaketime. Writes
+ * [--hostile all|off|deep,types,...] [--hostile-rate 4] [--hostile-max 400] [--out .tmp/jepsen]
+ * [--bound 20s]`: a Jepsen-style run on real node processes (see scripts/jepsen/run.ts);
+ * `clock` and `crash` run only when listed, `clock` needs libfaketime. Writes
  * `<out>/<seed>/report.md`, `history.json`, `timeline.svg` and the node logs; exits 0 when every
  * checker passes, 1 otherwise.
  */
 import { parseArgs } from "node:util";
 import { ALL_FAULTS, DEFAULT_FAULTS, type FaultKind } from "./jepsen/nemesis.ts";
+import { DEFAULT_HOSTILE, parseHostileKinds } from "./jepsen/hostile.ts";
 import { runJepsen } from "./jepsen/run.ts";
 
 function duration(text: string, flag: string): number {
@@ -25,8 +27,16 @@ const { values: args } = parseArgs({
     faults: { type: "string" },
     out: { type: "string", default: ".tmp/jepsen" },
     bound: { type: "string", default: "20s" },
+    hostile: { type: "string", default: "all" },
+    "hostile-rate": { type: "string", default: String(DEFAULT_HOSTILE.rate_per_s) },
+    "hostile-max": { type: "string", default: String(DEFAULT_HOSTILE.max_requests) },
   },
 });
+const positive = (text: string, flag: string): number => {
+  const n = Number(text);
+  if (!(n > 0)) throw new Error(`--${flag}: use a positive number, not "${text}"`);
+  return n;
+};
 const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
 const faults = (args.faults ?? DEFAULT_FAULTS.join(",")).split(",").filter((f) => f !== "");
 for (const f of faults) {
@@ -42,6 +52,11 @@ const result = await runJepsen({
   faults: faults as FaultKind[],
   out_dir: args.out,
   firing_bound_ms: duration(args.bound, "bound"),
+  hostile: {
+    kinds: parseHostileKinds(args.hostile),
+    rate_per_s: positive(args["hostile-rate"], "hostile-rate"),
+    max_requests: Math.floor(positive(args["hostile-max"], "hostile-max")),
+  },
 });
 for (const c of result.checks) console.log(`${c.ok ? "pass" : "FAIL"}  ${c.name}: ${c.summary}`);
 console.log(`report: ${result.dir}/report.md`);

@@ -11,12 +11,16 @@
  *    occurrence is delivered fresh (not marked as a redelivery, first attempt) at most once;
  *    redeliveries are counted;
  * d. no delivery of a job after its cancel or delete was acknowledged, beyond the one in flight;
- * e. every member ends with the same state.
+ * e. every member ends with the same state;
+ * f. no node died or stopped answering (no process ended on its own, each answers /health and
+ *    catches up with the leader's commit after the heal, no log line says a vital loop stopped),
+ *    and no hostile request got a 5xx other than 503 with `Retry-After`.
  *
  * @module
  */
 import { jobModel, type JobOpInput, type JobOpOutput, phaseOf } from "./model.ts";
 import type { Delivery, History, HistoryOp } from "./history.ts";
+import type { HostileRecord } from "./hostile.ts";
 import { checkPartitioned, type Operation, type PartitionedVerdict } from "./wgl.ts";
 
 /** A job as the final state shows it. */
@@ -359,5 +363,69 @@ export function checkSameState(final: FinalState): CheckResult {
     ok: violations.length === 0,
     summary: `${entries.length} members compared over ${lines.length} jobs`,
     violations,
+  };
+}
+
+/**
+ * Whether an answer to a hostile request is one the API may give: no 5xx but 503 with
+ * Retry-After. An answer the harness's proxy made up (a fault, relayed by a forwarding node) is
+ * not the node's.
+ */
+export function acceptableAnswer(r: HostileRecord): boolean {
+  if (r.status === null || r.status < 500 || r.proxy !== undefined) return true;
+  return r.status === 503 && r.retry_after === true;
+}
+
+/** f. */
+export function checkNodesSurvive(
+  h: Pick<History, "hostile" | "node_exits" | "probes">,
+): CheckResult {
+  const violations: string[] = [];
+  for (const e of h.node_exits) {
+    violations.push(
+      `${e.node} ended on its own at ${e.at_ms} ms (${
+        e.signal === null ? `exit code ${e.code}` : `signal ${e.signal}`
+      })`,
+    );
+  }
+  for (const p of h.probes) {
+    if (p.health_status !== 200) {
+      violations.push(
+        `${p.node}: GET /health ${
+          p.health_status === null ? "did not answer" : `answered ${p.health_status}`
+        } after the heal`,
+      );
+    }
+    if (p.applied_index === null) {
+      violations.push(`${p.node}: GET /debug/cluster did not answer after the heal`);
+    } else if (p.target_index === null || p.applied_index < p.target_index) {
+      violations.push(
+        `${p.node}: applied index ${p.applied_index} never reached the leader's commit ${
+          p.target_index ?? "(no leader known)"
+        } after the heal (its /health said ${p.health ?? "nothing"})`,
+      );
+    }
+    for (const line of p.fatal_lines) violations.push(`${p.node} log: ${line.slice(0, 300)}`);
+  }
+  const bad = h.hostile.filter((r) => !acceptableAnswer(r));
+  for (const r of bad.slice(0, LIMIT)) {
+    violations.push(
+      `${r.kind} to ${r.node} at ${r.at_ms} ms (${r.what}: ${r.method} ${
+        r.path.slice(0, 60)
+      }): HTTP ${r.status}${r.status === 503 ? " without Retry-After" : ""}`,
+    );
+  }
+  const stuck =
+    h.probes.filter((p) =>
+      p.health_status !== 200 || p.applied_index === null || p.target_index === null ||
+      p.applied_index < p.target_index || p.fatal_lines.length > 0
+    ).length;
+  return {
+    name: "no node died or stopped answering",
+    ok: violations.length === 0,
+    summary: `${h.node_exits.length} nodes ended on their own, ${stuck} of ${h.probes.length} ` +
+      `unhealthy or stuck after the heal; ${h.hostile.length} hostile requests, ${bad.length} ` +
+      `answered 5xx (other than 503 with Retry-After)`,
+    violations: violations.slice(0, LIMIT),
   };
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { HostileRecord } from "./hostile.ts";
 
 /** Milliseconds since `origin` on the harness's monotonic clock. */
 export function stopwatch(): () => number {
@@ -74,7 +75,7 @@ export interface Delivery {
 
 /** A fault, from its start to its heal. */
 export interface NemesisEvent {
-  kind: "kill" | "pause" | "partition" | "transfer" | "member" | "clock";
+  kind: "kill" | "pause" | "partition" | "transfer" | "member" | "clock" | "crash";
   /** Which partition, which node, and so on. */
   detail: string;
   nodes: string[];
@@ -93,6 +94,30 @@ export interface LeaderSample {
   term: number;
 }
 
+/** A node process that ended without the harness stopping it. */
+export interface NodeExit {
+  node: string;
+  at_ms: number;
+  /** The exit code, or null when a signal ended it. */
+  code: number | null;
+  signal: string | null;
+}
+
+/** What a node answered when the harness looked at it after the final heal. */
+export interface NodeProbe {
+  node: string;
+  /** The status of GET /health, or null when it did not answer. */
+  health_status: number | null;
+  /** The `status` field of that answer ("ok", "degraded", ...). */
+  health: string | null;
+  /** Its applied index when last seen, or null when /debug/cluster did not answer. */
+  applied_index: number | null;
+  /** The commit index of the leader it had to catch up with (null: no leader known). */
+  target_index: number | null;
+  /** Lines of its log saying a loop it cannot run without stopped (at most 3). */
+  fatal_lines: string[];
+}
+
 /** Everything a run records, written as history.json. */
 export interface History {
   seed: number;
@@ -109,4 +134,10 @@ export interface History {
   workload_end_ms: number;
   /** Fault kinds asked for but not run, with why ("clock: skipped: ..."). */
   skipped?: string[];
+  /** The hostile client's requests and their answers. */
+  hostile: HostileRecord[];
+  /** Node processes that ended on their own. */
+  node_exits: NodeExit[];
+  /** Every node as seen after the final heal. */
+  probes: NodeProbe[];
 }

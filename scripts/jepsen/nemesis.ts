@@ -9,12 +9,16 @@
  * - `transfer`: POST /cluster/transfer-leader to another voter;
  * - `member`: DELETE /cluster/members/{id} of a node, kill it, wipe its data dir and restart
  *   it with JOIN_URL (it rejoins as a learner and is promoted); five nodes or more only;
+ * - `crash`: SIGKILL every node at the same moment (a power cut, except that the kernel keeps the
+ *   page cache: what a node wrote survives, what it only meant to write does not) and restart
+ *   them all; nothing acknowledged may be lost. Not in the default set (README, "Fault testing");
  * - `clock`: jump one node's wall clock (the leader half of the time) 5-60 s forward or back
  *   through libfaketime (see nodes.ts), hold it 3-10 s, restore it; skipped, with a line in the
  *   report, when libfaketime is not installed. Not in the default set (README, "Fault testing").
  *
- * The schedule depends on the seed, and on timing (the leader at that moment): a seed replays
- * the same sequence of fault kinds and durations, not the same interleaving.
+ * The schedule depends on the seed (the nemesis draws from its own stream of it), and on timing
+ * (the leader at that moment): a seed replays the same sequence of fault kinds, shapes and
+ * durations, not the same interleaving.
  *
  * @module
  */
@@ -22,7 +26,14 @@ import type { NemesisEvent } from "./history.ts";
 import { type NodeProcess, writeClockOffset } from "./nodes.ts";
 import type { Proxies } from "./proxy.ts";
 
-export type FaultKind = "kill" | "pause" | "partition" | "transfer" | "member" | "clock";
+export type FaultKind =
+  | "kill"
+  | "pause"
+  | "partition"
+  | "transfer"
+  | "member"
+  | "clock"
+  | "crash";
 
 /** Every kind `--faults` accepts. */
 export const ALL_FAULTS: readonly FaultKind[] = [
@@ -32,10 +43,16 @@ export const ALL_FAULTS: readonly FaultKind[] = [
   "transfer",
   "member",
   "clock",
+  "crash",
 ];
 
-/** The kinds run when `--faults` is not given: all but `clock` (it needs libfaketime). */
-export const DEFAULT_FAULTS: readonly FaultKind[] = ALL_FAULTS.filter((f) => f !== "clock");
+/**
+ * The kinds run when `--faults` is not given: all but `clock` (it needs libfaketime) and `crash`
+ * (the whole cluster down at once, run when listed).
+ */
+export const DEFAULT_FAULTS: readonly FaultKind[] = ALL_FAULTS.filter((f) =>
+  f !== "clock" && f !== "crash"
+);
 
 /** What the nemesis acts on. */
 export interface NemesisContext {
@@ -158,6 +175,15 @@ async function fault(ctx: NemesisContext, kind: FaultKind): Promise<void> {
         await ctx.nodes.get(name)!.signal("SIGKILL");
         await sleep(hold);
         await restart(ctx, name);
+        break;
+      }
+      case "crash": {
+        const names = [...ctx.nodes.keys()];
+        event.nodes = names;
+        event.detail = `kill -9 all of ${names.join(", ")} at once`;
+        await Promise.all(names.map((n) => ctx.nodes.get(n)!.signal("SIGKILL")));
+        await sleep(hold);
+        await Promise.all(names.map((n) => restart(ctx, n)));
         break;
       }
       case "pause": {

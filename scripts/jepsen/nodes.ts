@@ -25,7 +25,10 @@ export interface SourceEdit {
  * reach the nodes it restarts), applies `edit` if given, and returns the copy's main.ts. The copy
  * sits inside the repository, so it resolves imports through the repository's deno.json.
  */
-export async function snapshotSource(dir: string, edit?: SourceEdit): Promise<string> {
+export async function snapshotSource(
+  dir: string,
+  edit?: SourceEdit | readonly SourceEdit[],
+): Promise<string> {
   const copy = async (rel: string) => {
     await Deno.mkdir(`${dir}/src/${rel}`, { recursive: true });
     for await (const entry of Deno.readDir(`${SRC}${rel}`)) {
@@ -34,13 +37,14 @@ export async function snapshotSource(dir: string, edit?: SourceEdit): Promise<st
     }
   };
   await copy("");
-  if (edit !== undefined) {
-    const path = `${dir}/src/${edit.file}`;
+  const edits = edit === undefined ? [] : Array.isArray(edit) ? edit : [edit as SourceEdit];
+  for (const e of edits) {
+    const path = `${dir}/src/${e.file}`;
     const text = await Deno.readTextFile(path);
-    if (!text.includes(edit.from)) {
-      throw new Error(`${edit.file} no longer contains the text the edit changes: ${edit.from}`);
+    if (!text.includes(e.from)) {
+      throw new Error(`${e.file} no longer contains the text the edit changes: ${e.from}`);
     }
-    await Deno.writeTextFile(path, text.replace(edit.from, edit.to));
+    await Deno.writeTextFile(path, text.replace(e.from, () => e.to));
   }
   return `${dir}/src/main.ts`;
 }
@@ -87,7 +91,11 @@ export class NodeProcess {
   #paused = false;
   /** Environment this node keeps across restarts (JOIN_URL once it rejoined). */
   own_env: Record<string, string> = {};
+  /** Called when the process ends without the harness having signalled it. */
+  onUnexpectedExit: ((status: Deno.CommandStatus) => void) | null = null;
   #done: Promise<void> = Promise.resolve();
+  /** The harness sent the signal that ends the current process. */
+  #stopping = false;
 
   constructor(spec: NodeSpec) {
     this.spec = spec;
@@ -145,7 +153,14 @@ export class NodeProcess {
       stderr: "null",
     }).spawn();
     this.#child = child;
-    this.#done = child.status.then(() => {});
+    this.#stopping = false;
+    this.#done = child.status.then((status) => {
+      if (this.#stopping || this.#child !== child) return;
+      // It died on its own: not running any more (the nemesis's heal restarts it).
+      this.#child = null;
+      this.#paused = false;
+      this.onUnexpectedExit?.(status);
+    });
     return Promise.resolve();
   }
 
@@ -179,6 +194,7 @@ export class NodeProcess {
       this.#paused = false;
     }
     if (signal === "SIGCONT") return;
+    this.#stopping = true;
     try {
       child.kill(signal);
     } catch {

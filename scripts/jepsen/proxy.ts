@@ -13,11 +13,17 @@
  *
  * A dropped request is black-holed: held without an answer until the partition heals or 10 s pass (the
  * sender has given up by then: its timeout), and then closed with a 503 that nobody reads.
+ * The answers the proxy makes up (that 503, and a 502 when the node is down) carry
+ * `X-Jepsen-Proxy`, so that when a node relays one (a follower forwarding to the leader) the
+ * hostile checker does not take it for the node's own answer.
  *
  * @module
  */
 import { decodeMessages } from "../../src/cluster/codec.ts";
 import { nodeNumericId } from "../../src/cluster/discovery.ts";
+
+/** Marks an answer the proxy made up rather than relayed. */
+export const PROXY_HEADER = "x-jepsen-proxy";
 
 /** Longest a black-holed request is held. */
 const HOLD_MS = 10_000;
@@ -90,7 +96,7 @@ export class Proxies {
         new Promise((resolve) => timer = setTimeout(resolve, HOLD_MS)),
       ]);
       clearTimeout(timer);
-      return new Response(null, { status: 503 });
+      return new Response(null, { status: 503, headers: { [PROXY_HEADER]: "black-holed" } });
     }
     const headers = new Headers(request.headers);
     headers.delete("host");
@@ -106,7 +112,7 @@ export class Proxies {
       return new Response(response.body, response);
     } catch {
       // The node is down or paused and the sender gave up: a refused or broken connection.
-      return new Response(null, { status: 502 });
+      return new Response(null, { status: 502, headers: { [PROXY_HEADER]: "node down" } });
     }
   }
 

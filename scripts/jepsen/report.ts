@@ -6,6 +6,8 @@
  */
 import type { CheckResult, FiringStats } from "./checks.ts";
 import type { History, HistoryOp } from "./history.ts";
+import { acceptableAnswer } from "./checks.ts";
+import type { HostileOptions } from "./hostile.ts";
 
 interface ReportOptions {
   seed: number;
@@ -14,6 +16,7 @@ interface ReportOptions {
   clients: number;
   faults: readonly string[];
   firing_bound_ms: number;
+  hostile: HostileOptions;
 }
 
 function count<T>(items: T[], by: (t: T) => string): Map<string, number> {
@@ -50,7 +53,7 @@ export function renderReport(
       opts.time_ms / 1_000
     }s --nodes ${opts.nodes} --clients ${opts.clients} --faults ${opts.faults.join(",")} --bound ${
       opts.firing_bound_ms / 1_000
-    }s\`.`,
+    }s --hostile ${opts.hostile.kinds.length === 0 ? "off" : opts.hostile.kinds.join(",")}\`.`,
     "",
     "## Checkers",
     "",
@@ -80,6 +83,7 @@ export function renderReport(
     "",
     `Latency of ok operations: ${latencyLine(ops)}.`,
     "",
+    ...hostileLines(h, opts.hostile),
     "## Faults",
     "",
     "| kind | count |",
@@ -130,6 +134,56 @@ export function renderReport(
   return lines.join("\n");
 }
 
+/** The hostile client's section: requests by kind and by answer, and the bad answers. */
+function hostileLines(h: History, opts: HostileOptions): string[] {
+  if (opts.kinds.length === 0) return ["## Hostile client", "", "Off (`--hostile off`).", ""];
+  const answer = (status: number | null) => status === null ? "no answer" : String(status);
+  const kinds = [...count(h.hostile, (r) => r.kind)];
+  const statuses = [...new Set(h.hostile.map((r) => answer(r.status)))].sort();
+  const bad = h.hostile.filter((r) => !acceptableAnswer(r));
+  return [
+    "## Hostile client",
+    "",
+    `${h.hostile.length} requests (kinds ${
+      opts.kinds.join(", ")
+    }; at most ${opts.rate_per_s}/s and ${opts.max_requests} in all) to random nodes. By kind and answer:`,
+    "",
+    `| kind | total | ${statuses.join(" | ")} |`,
+    `| ---- | ----- | ${statuses.map(() => "---").join(" | ")} |`,
+    ...kinds.map(([kind, n]) => {
+      const of = h.hostile.filter((r) => r.kind === kind);
+      return `| ${kind} | ${n} | ${
+        statuses.map((st) => of.filter((r) => answer(r.status) === st).length).join(" | ")
+      } |`;
+    }),
+    "",
+    ...(bad.length === 0 ? [] : [
+      "Answers no request may get (5xx other than 503 with Retry-After):",
+      "",
+      ...bad.slice(0, 20).map((r) =>
+        `- ${s(r.at_ms)} ${r.kind} to ${r.node}: ${r.what} → HTTP ${r.status}`
+      ),
+      "",
+    ]),
+    `Node processes that ended on their own: ${h.node_exits.length}${
+      h.node_exits.length === 0
+        ? ""
+        : ` (${h.node_exits.map((e) => `${e.node} at ${s(e.at_ms)}`).join(", ")})`
+    }. After the heal: ${
+      h.probes.map((p) =>
+        `${p.node} /health ${p.health_status ?? "no answer"} ${p.health ?? ""}, applied ${
+          p.applied_index ?? "?"
+        } of ${p.target_index ?? "?"}`
+      ).join("; ")
+    }.`,
+    "",
+    `No-answer requests: refused (a node the nemesis stopped), reset, or timed out; the header kinds may also get a closed connection from the HTTP server. Answers made up by the harness's proxy (a black-holed or down leader a follower forwarded to, relayed): ${
+      h.hostile.filter((r) => r.proxy !== undefined).length
+    }.`,
+    "",
+  ];
+}
+
 /** What the report says of clock jumps: how many, or why there were none. */
 function clockLine(h: History, faults: readonly string[]): string {
   if ((h.skipped ?? []).some((line) => line.startsWith("clock:"))) {
@@ -159,6 +213,7 @@ const COLORS: Record<string, string> = {
   transfer: "#2ca02c",
   member: "#8c564b",
   clock: "#17becf",
+  crash: "#393b79",
 };
 const LEADER_COLORS = ["#1f77b4", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f", "#aec7e8"];
 

@@ -1,8 +1,11 @@
 /**
  * One Jepsen-style run: N node processes behind fault-injecting proxies, a sink, concurrent
- * clients and the nemesis for `time_ms`; then heal, wait for the due deliveries, read the final
- * state of every member, run the checkers and write the run folder (history.json, report.md,
- * timeline.svg, node logs).
+ * clients, the hostile client and the nemesis for `time_ms`; then heal, wait for the due
+ * deliveries, read the final state of every member, look at every node once more, run the
+ * checkers and write the run folder (history.json, report.md, timeline.svg, node logs).
+ *
+ * A run that ends with no leader all nodes agree on (nodes a hostile request stopped) still
+ * writes its report: the checkers that need the final state then fail with that reason.
  *
  * @module
  */
@@ -10,6 +13,7 @@ import { sfc32 } from "../../src/raft/prng.ts";
 import {
   checkFiring,
   checkLinearizable,
+  checkNodesSurvive,
   checkNoFiringAfterStop,
   checkNoLostCreates,
   type CheckResult,
@@ -18,7 +22,8 @@ import {
   type FinalState,
   type FiringStats,
 } from "./checks.ts";
-import type { History, LeaderSample } from "./history.ts";
+import type { History, LeaderSample, NodeProbe } from "./history.ts";
+import { DEFAULT_HOSTILE, type HostileOptions, runHostile } from "./hostile.ts";
 import { stopwatch } from "./history.ts";
 import { type FaultKind, healAll, type NemesisContext, runNemesis } from "./nemesis.ts";
 import {
@@ -45,8 +50,13 @@ export interface RunOptions {
   out_dir: string;
   /** An occurrence must be delivered within this of the moment it could fire. */
   firing_bound_ms: number;
-  /** A deliberate change to the nodes' copy of src/ (a broken build the checkers must catch). */
-  edit?: SourceEdit;
+  /**
+   * Deliberate changes to the nodes' copy of src/ (a broken build the checkers must catch),
+   * applied in order.
+   */
+  edit?: SourceEdit | readonly SourceEdit[];
+  /** The hostile client's kinds, rate and count; absent: {@link DEFAULT_HOSTILE}. */
+  hostile?: HostileOptions;
 }
 
 export interface RunResult {
@@ -183,9 +193,22 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     healed_ms: 0,
     workload_end_ms: 0,
     skipped,
+    hostile: [],
+    node_exits: [],
+    probes: [],
   };
+  for (const [name, node] of nodes) {
+    node.onUnexpectedExit = (status) =>
+      history.node_exits.push({
+        node: name,
+        at_ms: now(),
+        code: status.signal === null ? status.code : null,
+        signal: status.signal,
+      });
+  }
   const nemesis: NemesisContext = {
-    random,
+    // Its own stream, so that a seed replays the same faults whatever the clients drew.
+    random: sfc32(opts.seed ^ 0x1b873593),
     now,
     nodes,
     proxies,
@@ -238,11 +261,33 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     nemesis.end_ms = t0 + opts.time_ms;
     await Promise.all([
       runNemesis(nemesis),
+      runHostile({
+        seed: opts.seed,
+        now,
+        urls: ctx.urls,
+        sink_url: sink.url,
+        records: history.hostile,
+        end_ms: ctx.end_ms,
+      }, opts.hostile ?? DEFAULT_HOSTILE),
       ...Array.from({ length: opts.clients }, (_, c) => runClient(ctx, c)),
     ]);
     history.workload_end_ms = ctx.end_ms;
     history.healed_ms = now();
     const lead = await agreedLeader(nodes, 60_000);
+    if (lead === null) {
+      history.probes = await probeNodes(nodes, null, dir);
+      const why = "not checked: no leader all nodes agreed on within 60 s of the heal";
+      const checks = [
+        checkNodesSurvive(history),
+        ...[
+          "linearizability",
+          "no lost acknowledged create",
+          "every due occurrence delivered",
+          "all nodes end with the same state",
+        ].map((name): CheckResult => ({ name, ok: false, summary: why, violations: [why] })),
+      ];
+      return await writeRun(dir, history, opts, nemesis.faults, checks, EMPTY_STATS);
+    }
 
     // Stop the recurring jobs (recorded like client operations) and wait for the due one-offs.
     const maxDue = Math.max(0, ...[...ctx.keys.values()].map((k) => k.item.due_ms));
@@ -260,6 +305,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       await sleep(500);
     }
     const final = await finalState(nodes, lead);
+    history.probes = await probeNodes(nodes, lead, dir);
     const lin = checkLinearizable(history);
     const firing = checkFiring(history, final, opts.firing_bound_ms);
     const checks = [
@@ -268,15 +314,9 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       ...firing.results,
       checkNoFiringAfterStop(history),
       checkSameState(final),
+      checkNodesSurvive(history),
     ];
-    const ok = checks.every((c) => c.ok);
-    await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
-    await Deno.writeTextFile(
-      `${dir}/report.md`,
-      renderReport(history, { ...opts, faults: nemesis.faults }, checks, firing.stats),
-    );
-    await Deno.writeTextFile(`${dir}/timeline.svg`, renderTimeline(history));
-    return { ok, dir, checks, stats: firing.stats, history };
+    return await writeRun(dir, history, opts, nemesis.faults, checks, firing.stats);
   } catch (error) {
     // Keep what was recorded for the post-mortem.
     await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
@@ -293,8 +333,45 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
   }
 }
 
-/** The leader every running node agrees on. */
-async function agreedLeader(nodes: Map<string, NodeProcess>, timeout_ms: number): Promise<string> {
+const EMPTY_STATS: FiringStats = {
+  occurrences_expected: 0,
+  delivered: 0,
+  deliveries: 0,
+  redeliveries: 0,
+  longest_delay_ms: 0,
+  longest_delay_after_heal_ms: 0,
+  early: 0,
+  earliest_ms: 0,
+};
+
+/** Writes history.json, report.md and timeline.svg; returns the run's result. */
+async function writeRun(
+  dir: string,
+  history: History,
+  opts: RunOptions,
+  faults: readonly FaultKind[],
+  checks: CheckResult[],
+  stats: FiringStats,
+): Promise<RunResult> {
+  await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
+  await Deno.writeTextFile(
+    `${dir}/report.md`,
+    renderReport(
+      history,
+      { ...opts, faults, hostile: opts.hostile ?? DEFAULT_HOSTILE },
+      checks,
+      stats,
+    ),
+  );
+  await Deno.writeTextFile(`${dir}/timeline.svg`, renderTimeline(history));
+  return { ok: checks.every((c) => c.ok), dir, checks, stats, history };
+}
+
+/** The leader every running node agrees on, or null if they do not within `timeout_ms`. */
+async function agreedLeader(
+  nodes: Map<string, NodeProcess>,
+  timeout_ms: number,
+): Promise<string | null> {
   const deadline = Date.now() + timeout_ms;
   while (Date.now() < deadline) {
     const views = await Promise.all([...nodes.values()].map((n) => view(n.url)));
@@ -303,7 +380,57 @@ async function agreedLeader(nodes: Map<string, NodeProcess>, timeout_ms: number)
     if (leaders.size === 1 && only !== null && only !== undefined) return only;
     await sleep(200);
   }
-  throw new Error(`no leader all nodes agree on within ${timeout_ms} ms`);
+  return null;
+}
+
+/** Log lines that say a node cannot go on (its Raft loop stopped, an uncaught error). */
+const FATAL_LINE = /the node stops|raft invariant violated|Uncaught|unhandled rejection/i;
+
+/**
+ * Every node once more after the heal: its /health, and whether its applied index reaches the
+ * leader's commit index (a node whose Raft loop stopped answers HTTP but never does), waiting up
+ * to 15 s for the slowest; plus the lines of its log that say a vital loop stopped.
+ */
+async function probeNodes(
+  nodes: Map<string, NodeProcess>,
+  lead: string | null,
+  dir: string,
+): Promise<NodeProbe[]> {
+  const deadline = Date.now() + 15_000;
+  let probes: NodeProbe[] = [];
+  while (true) {
+    const target = lead === null ? null : (await view(nodes.get(lead)!.url))?.commit_index ?? null;
+    probes = await Promise.all([...nodes].map(async ([name, node]): Promise<NodeProbe> => {
+      let health_status: number | null = null;
+      let health: string | null = null;
+      try {
+        const res = await fetch(`${node.url}/health`, { signal: AbortSignal.timeout(2_000) });
+        health_status = res.status;
+        health = String((await res.json() as { status?: unknown }).status ?? null);
+      } catch {
+        // no answer, or not JSON
+      }
+      const v = await view(node.url);
+      return {
+        node: name,
+        health_status,
+        health,
+        applied_index: v?.applied_index ?? null,
+        target_index: target,
+        fatal_lines: [],
+      };
+    }));
+    const behind = probes.some((p) =>
+      p.applied_index === null || p.target_index === null || p.applied_index < p.target_index
+    );
+    if (!behind || Date.now() > deadline) break;
+    await sleep(500);
+  }
+  for (const p of probes) {
+    const text = await Deno.readTextFile(`${dir}/${p.node}.log`).catch(() => "");
+    p.fatal_lines = text.split("\n").filter((l) => FATAL_LINE.test(l)).slice(0, 3);
+  }
+  return probes;
 }
 
 /**

@@ -1,9 +1,13 @@
 /**
  * The linearizability checker on histories whose verdict is known: a register (the classic
  * examples) and the per-key job model (lost creates, broken idempotency, stale reads after a
- * cancel or delete, operations whose answer was lost).
+ * cancel or delete, operations whose answer was lost), and the checker that no node died or
+ * stopped answering under hostile requests.
  */
 import assert from "node:assert/strict";
+import { checkNodesSurvive } from "../../scripts/jepsen/checks.ts";
+import type { NodeExit, NodeProbe } from "../../scripts/jepsen/history.ts";
+import type { HostileRecord } from "../../scripts/jepsen/hostile.ts";
 import { jobModel, type JobOpInput, type JobOpOutput } from "../../scripts/jepsen/model.ts";
 import {
   checkOperations,
@@ -247,4 +251,66 @@ Deno.test("job model: partitions are checked one key at a time and named when il
   assert.equal(result.ok, false);
   assert.equal(result.partitions, 3);
   assert.deepEqual(result.illegal.map((i) => i.partition), ["k2"]);
+});
+
+// ------------------------------------------------------------------ nodes survive hostile input
+
+const probe = (node: string, over: Partial<NodeProbe> = {}): NodeProbe => ({
+  node,
+  health_status: 200,
+  health: "ok",
+  applied_index: 40,
+  target_index: 40,
+  fatal_lines: [],
+  ...over,
+});
+const hostile = (status: number | null, over: Partial<HostileRecord> = {}): HostileRecord => ({
+  at_ms: 1,
+  complete_ms: 2,
+  node: "n1",
+  kind: "types",
+  what: "name: []",
+  method: "POST",
+  path: "/jobs",
+  body_bytes: 10,
+  status,
+  ...over,
+});
+const survive = (
+  hostileRecords: HostileRecord[],
+  probes: NodeProbe[] = [probe("n1"), probe("n2")],
+  node_exits: NodeExit[] = [],
+) => checkNodesSurvive({ hostile: hostileRecords, probes, node_exits });
+
+Deno.test("nodes survive: 4xx, 503 with Retry-After and no answer are fine", () => {
+  const result = survive([
+    hostile(400),
+    hostile(413),
+    hostile(404),
+    hostile(503, { retry_after: true }),
+    hostile(null, { error: "connection refused" }),
+    hostile(502, { proxy: "node down" }),
+  ]);
+  assert.equal(result.ok, true, result.violations.join("\n"));
+});
+
+Deno.test("nodes survive: a 500, a 502 of the node's own, a 503 without Retry-After fail", () => {
+  for (const bad of [hostile(500), hostile(502), hostile(503, { retry_after: false })]) {
+    const result = survive([hostile(400), bad]);
+    assert.equal(result.ok, false, `HTTP ${bad.status} passed`);
+    assert.match(result.violations[0], new RegExp(`HTTP ${bad.status}`));
+  }
+});
+
+Deno.test("nodes survive: a dead, silent, stuck or fatally logging node fails", () => {
+  const cases: [string, NodeProbe[], NodeExit[]][] = [
+    ["exited", [probe("n1")], [{ node: "n2", at_ms: 5, code: null, signal: "SIGSEGV" }]],
+    ["no /health", [probe("n1"), probe("n2", { health_status: null, health: null })], []],
+    ["stuck", [probe("n1"), probe("n2", { applied_index: 12 })], []],
+    ["no leader", [probe("n1", { target_index: null })], []],
+    ["fatal line", [probe("n1", { fatal_lines: ["raft log failed; the node stops"] })], []],
+  ];
+  for (const [what, probes, exits] of cases) {
+    assert.equal(survive([hostile(400)], probes, exits).ok, false, what);
+  }
 });

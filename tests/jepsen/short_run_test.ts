@@ -1,19 +1,26 @@
 /**
- * A short Jepsen-style run on real processes (3 nodes, kill -9 and partition nemeses, about a
- * minute): every checker passes. `deno task jepsen` runs longer ones (README, "Fault testing").
+ * A short Jepsen-style run on real processes (3 nodes, kill -9 and partition nemeses, the
+ * hostile client, about a minute): every checker passes, the "no node died or stopped answering"
+ * one included. `deno task jepsen` runs longer ones (README, "Fault testing").
+ *
+ * The hostile client sends every kind but `deep`: a payload of 100,000 nested arrays still stops
+ * a node's Raft loop (issue 9, item 1: bounded shapes at the HTTP edge); once that is fixed, this
+ * run takes `ALL_HOSTILE`.
  */
 import assert from "node:assert/strict";
+import { ALL_HOSTILE } from "../../scripts/jepsen/hostile.ts";
 import { runJepsen } from "../../scripts/jepsen/run.ts";
 
-Deno.test("jepsen short run: 3 nodes, kill and partition, every checker passes", async () => {
+Deno.test("jepsen short run: 3 nodes, kill, partition, hostile client, every checker passes", async () => {
   const result = await runJepsen({
     seed: 7,
-    time_ms: 40_000,
+    time_ms: 30_000,
     nodes: 3,
     clients: 4,
     faults: ["kill", "partition"],
     out_dir: ".tmp/jepsen-test",
     firing_bound_ms: 20_000,
+    hostile: { kinds: ALL_HOSTILE.filter((k) => k !== "deep"), rate_per_s: 4, max_requests: 400 },
   });
   const failed = result.checks.filter((c) => !c.ok);
   assert.deepEqual(
@@ -25,4 +32,10 @@ Deno.test("jepsen short run: 3 nodes, kill and partition, every checker passes",
   assert.ok(kinds.has("kill") && kinds.has("partition"), `faults run: ${[...kinds]}`);
   assert.ok(result.history.ops.length > 100, `${result.history.ops.length} operations`);
   assert.ok(result.stats.delivered > 10, `${result.stats.delivered} one-offs delivered`);
+  const hostileKinds = new Set(result.history.hostile.map((r) => r.kind));
+  assert.ok(hostileKinds.size >= 6, `hostile kinds sent: ${[...hostileKinds]}`);
+  assert.ok(
+    result.history.hostile.length > 50,
+    `${result.history.hostile.length} hostile requests`,
+  );
 });
