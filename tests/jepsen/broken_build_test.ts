@@ -49,6 +49,7 @@ const FIRE_WITHOUT_FENCE = `
       try {
         const results = await this.#o.log.propose(commands);
         this.#countOccurrences(commands, results);
+        for (const job_id of rows.keys()) this.#proposalFailures.delete(JOB_KEY + job_id);
       } catch (error) {
         for (const command of commands) {
           if (command.type !== "job.advance" || command.start === null) continue;
@@ -87,6 +88,7 @@ Deno.test("jepsen catches a broken build: a leader fires without the committed c
       try {
         const results = await this.#o.log.propose(commands);
         this.#countOccurrences(commands, results);
+        for (const job_id of rows.keys()) this.#proposalFailures.delete(JOB_KEY + job_id);
       } finally {`,
       to: FIRE_WITHOUT_FENCE,
     },
@@ -122,14 +124,14 @@ Deno.test("jepsen catches a broken build: writes acknowledged before they are wr
     hostile: OFF,
     edit: [
       {
-        file: "node/raft_storage.ts",
+        file: "cluster/raft_storage.ts",
         from: `await this.db.client.batch(statements, "write");
     if (rd.snapshot`,
         to: `${deferred(`this.db.client.batch(statements, "write")`)}
     if (rd.snapshot`,
       },
       {
-        file: "node/raft_log.ts",
+        file: "cluster/replicated_log.ts",
         from: `await this.#o.stateDb.client.batch(statements, "write");`,
         to: deferred(`this.#o.stateDb.client.batch(statements, "write")`),
       },
