@@ -5,7 +5,7 @@
  * `meta` id is a named component of that document.
  */
 import { z } from "zod";
-import { isReservedHeader, webhookUrlProblem } from "../scheduler/delivery.ts";
+import { isReservedHeader, webhookUrlProblem } from "../scheduler/webhook/target_policy.ts";
 import {
   type ExecutionRecord,
   type ExecutionStatus,

@@ -12,6 +12,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import type { CommandLog } from "../log/command_log.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/scheduler.ts";
 import { JobService } from "../scheduler/service.ts";
+import { WebhookDispatcher } from "../scheduler/webhook/dispatcher.ts";
 import { type Effect, SchedulerState } from "../scheduler/state.ts";
 import type { Command } from "../scheduler/commands.ts";
 import { composeStateMachines } from "../log/state_machine.ts";
@@ -126,6 +127,12 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   metrics.jobLimit.set(config.queue_job_limit);
   metrics.logIndex.set(log.applied_index);
 
+  const dispatcher = new WebhookDispatcher({
+    clock,
+    secrets: config.webhook_secrets,
+    deny_private: config.webhook_deny_private,
+    fetch: deps.fetch,
+  });
   const schedulerOptions = (): SchedulerOptions => ({
     clock,
     log,
@@ -134,16 +141,14 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     logger,
     metrics,
     max_inflight: config.max_inflight_deliveries,
-    secrets: config.webhook_secrets,
+    dispatcher,
     backoff: { base_ms: config.retry_backoff_base_ms, max_ms: config.retry_backoff_max_ms },
     history: {
       retention_ms: config.history_retention_ms,
       per_job_max: config.history_per_job,
     },
-    fetch: deps.fetch,
     onFatal: (loop, error) => vitals.fail(loop, error),
     fault: deps.fault,
-    deny_private_targets: config.webhook_deny_private,
   });
   const service = new JobService(db, log, state, clock, {
     job_limit: config.queue_job_limit,

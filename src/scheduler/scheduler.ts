@@ -16,13 +16,8 @@ import type { Logger } from "../logger.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { ApplyResult } from "../log/state_machine.ts";
 import type { Command } from "./commands.ts";
-import {
-  backoffDelayMs,
-  deliver,
-  type DeliveryRequest,
-  type DeliveryResult,
-  type WebhookMethod,
-} from "./delivery.ts";
+import type { AttemptResult, Dispatcher } from "./dispatcher.ts";
+import { nextAttemptAt } from "./retry.ts";
 import { ulid } from "./ids.ts";
 import {
   type CommandLog,
@@ -59,19 +54,16 @@ export interface SchedulerOptions {
   logger: Logger;
   metrics?: SchedulerMetrics;
   max_inflight: number;
-  secrets: string[];
+  /** Runs each attempt (a webhook call, a worker allocation). */
+  dispatcher: Dispatcher;
   backoff: { base_ms: number; max_ms: number };
   history: { retention_ms: number; per_job_max: number };
   /** Uniform [0, 1) source for retry jitter; the value is fixed in the command. */
   random?: () => number;
-  /** Substitute for the global `fetch` (tests). */
-  fetch?: typeof fetch;
   /** Called once when the timer or the dispatcher fails on an error the scheduler cannot handle. */
   onFatal?: (loop: "timer" | "dispatcher", error: Error) => void;
   /** Test-only fault injection at `timer.wake` and `dispatch`. */
   fault?: (point: "timer.wake" | "dispatch") => void;
-  /** `WEBHOOK_DENY_PRIVATE`: refuse private and loopback targets at delivery (`deliver`). */
-  deny_private_targets?: boolean;
 }
 
 /** Most past occurrences enumerated when a job is found late; more are counted as one record. */
@@ -80,17 +72,6 @@ const MISSED_SCAN_MAX = 10_000;
 const CATCH_UP_MARK_MS = 1_000;
 const PRUNE_EVERY_MS = 60_000;
 const JOB_KEY = "j:";
-/** The outcome of an occurrence of a job without a webhook: it completes at once. */
-const NO_WEBHOOK: DeliveryResult = {
-  ok: true,
-  status_code: null,
-  error_class: null,
-  error: null,
-  retryable: false,
-  aborted: false,
-  duration_ms: 0,
-  response_excerpt: null,
-};
 const RETRY_KEY = "r:";
 /** Timer key of an outcome whose `exec.finish` proposal failed and is waiting to be made again. */
 const OUTCOME_KEY = "o:";
@@ -437,29 +418,13 @@ export class Scheduler {
       if (attempt === 1 && !redelivery && exec.trigger !== "manual") {
         this.#o.metrics?.lateness(Math.max(0, started - exec.scheduled_at) / 1_000);
       }
-      if (job.webhook_url === null) {
-        await this.#recordOutcome(execution_id, attempt, job, NO_WEBHOOK);
-        return;
-      }
-      const request: DeliveryRequest = {
-        job_id: job.id,
+      const result = await this.#o.dispatcher.run({
+        job,
         execution_id,
         scheduled_at_ms: exec.scheduled_at,
         attempt,
         redelivery,
-        payload: job.payload,
-        url: job.webhook_url,
-        method: job.method as WebhookMethod,
-        headers: job.headers,
-        secrets: job.secret !== null ? [job.secret] : this.#o.secrets,
-        timeout_ms: job.timeout_ms,
-      };
-      const result = await deliver(request, {
-        clock: this.#o.clock,
-        signal: controller.signal,
-        fetch: this.#o.fetch,
-        deny_private: this.#o.deny_private_targets,
-      });
+      }, controller.signal);
       this.#o.metrics?.delivery(
         result.ok ? "success" : result.aborted ? "aborted" : "failure",
         result.error_class,
@@ -480,13 +445,17 @@ export class Scheduler {
     execution_id: string,
     attempt: number,
     job: JobRecord,
-    result: DeliveryResult,
+    result: AttemptResult,
   ): Promise<void> {
     const now = this.#o.clock.now();
-    const retry = !result.ok && result.retryable && attempt < job.max_attempts;
-    const delay_ms = retry
-      ? backoffDelayMs(attempt, this.#o.backoff, (this.#o.random ?? Math.random)())
-      : 0;
+    const retry_at = nextAttemptAt(
+      result,
+      attempt,
+      job.max_attempts,
+      this.#o.backoff,
+      (this.#o.random ?? Math.random)(),
+      now,
+    );
     if (!result.ok) {
       this.#o.logger.warn("delivery failed", {
         job_id: job.id,
@@ -494,7 +463,7 @@ export class Scheduler {
         attempt,
         error_class: result.error_class,
         status_code: result.status_code,
-        retry_in_ms: retry ? delay_ms : null,
+        retry_in_ms: retry_at === null ? null : retry_at - now,
       });
     }
     const command: Extract<Command, { type: "exec.finish" }> = {
@@ -510,7 +479,7 @@ export class Scheduler {
         duration_ms: Math.round(result.duration_ms),
         response_excerpt: result.response_excerpt,
       },
-      retry_at: retry ? now + delay_ms : null,
+      retry_at,
     };
     try {
       await this.#o.log.propose([command]);

@@ -16,7 +16,7 @@ import {
   NotFoundError,
   ValidationError,
 } from "../errors.ts";
-import { deniedTargetAtCreation } from "./delivery.ts";
+import { deniedTargetAtCreation } from "./webhook/target_policy.ts";
 import { ulid } from "./ids.ts";
 import type { CommandLog } from "../log/command_log.ts";
 import type { ExecutionRecord, JobRecord, JobStatus, JobType } from "./model.ts";

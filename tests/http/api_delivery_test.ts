@@ -3,7 +3,8 @@
  * webhook request (body, headers, HMAC signature), retries, and each failure class.
  */
 import assert from "node:assert/strict";
-import { TICKRAFT_VERSION, verifySignature } from "../../src/scheduler/delivery.ts";
+import { TICKRAFT_VERSION } from "../../src/scheduler/webhook/delivery.ts";
+import { verifySignature } from "../../src/scheduler/webhook/signing.ts";
 import type { RecordedRequest } from "../support/sink.ts";
 import { closedPort, inMs, type TestNode, withNode } from "../support/node.ts";
 

@@ -4,7 +4,7 @@
  * a pending retry, and settles the occurrences it missed while down by the misfire policy.
  */
 import assert from "node:assert/strict";
-import { verifySignature } from "../../src/scheduler/delivery.ts";
+import { verifySignature } from "../../src/scheduler/webhook/signing.ts";
 import { eventually, type NodeProcess, spawnNode } from "../support/process.ts";
 import { type RecordedRequest, startSink } from "../support/sink.ts";
 

@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import { ManualClock, systemClock } from "../../src/clock.ts";
+import { backoffDelayMs, isRetryableStatus } from "../../src/scheduler/retry.ts";
 import {
-  backoffDelayMs,
   deliver,
   type DeliveryRequest,
-  idempotencyKey,
-  isReservedHeader,
-  isRetryableStatus,
   RESPONSE_EXCERPT_MAX_CHARS,
+} from "../../src/scheduler/webhook/delivery.ts";
+import {
+  idempotencyKey,
   signatureHeader,
   verifySignature,
   webhookBody,
-  webhookUrlProblem,
-} from "../../src/scheduler/delivery.ts";
+} from "../../src/scheduler/webhook/signing.ts";
+import { isReservedHeader, webhookUrlProblem } from "../../src/scheduler/webhook/target_policy.ts";
 import { type Sink, type SinkOptions, startSink } from "../support/sink.ts";
 
 const SCHEDULED_AT_MS = Date.UTC(2026, 2, 29, 1, 30, 0);

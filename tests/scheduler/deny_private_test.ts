@@ -6,13 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { systemClock } from "../../src/clock.ts";
+import { deliver, type DeliveryRequest } from "../../src/scheduler/webhook/delivery.ts";
 import {
-  deliver,
-  type DeliveryRequest,
   deniedAddressRange,
   deniedTargetAtCreation,
   isIpAddress,
-} from "../../src/scheduler/delivery.ts";
+} from "../../src/scheduler/webhook/target_policy.ts";
 import { startDnsServer } from "../support/dns_server.ts";
 import { inMs, withNode } from "../support/node.ts";
 import { startSink } from "../support/sink.ts";

@@ -13,6 +13,7 @@ import { type CommandLog, LogOverloadedError } from "../../src/log/command_log.t
 import type { ExecutionRecord, JobRecord } from "../../src/scheduler/model.ts";
 import { rowToExecution } from "../../src/scheduler/rows.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
+import { WebhookDispatcher } from "../../src/scheduler/webhook/dispatcher.ts";
 import { type Effect, SchedulerState } from "../../src/scheduler/state.ts";
 import { type Sink, type SinkOptions, startSink } from "../support/sink.ts";
 
@@ -92,7 +93,7 @@ async function withScheduler(
       db,
       logger: silentLogger,
       max_inflight: 16,
-      secrets: [],
+      dispatcher: new WebhookDispatcher({ clock, secrets: [], deny_private: false }),
       backoff: { base_ms: 1_000, max_ms: 60_000 },
       history: { retention_ms: 86_400_000, per_job_max: 1_000 },
       random: () => 0.5,
