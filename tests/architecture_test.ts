@@ -14,8 +14,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ["db"],
   ["log"],
   ["scheduler", "cluster"],
+  ["workers"],
   ["http"],
-  ["console", "cli"],
+  ["console", "cli", "agent"],
   ["node"],
   ["main.ts"],
 ];
