@@ -1,0 +1,445 @@
+/**
+ * A request compiled against the fleet's columns into a stack of small stages, as in Nomad's
+ * `stack.go`: feasibility checks (each returns the explanation slot of the worker it removes) and
+ * scorers (each gives one score component in [-1, 1]). Compiling interns every operand once, so a
+ * check per worker is an integer comparison, not a string or map lookup.
+ */
+import { assert, PlacementRequestError } from "./errors.ts";
+import type { AttributeColumn, Fleet, FleetColumns, WorkerOrder } from "./fleet.ts";
+import {
+  type AffinityTerm,
+  type Constraint,
+  type FilterStage,
+  type PlacementRequest,
+  RESOURCE_NAMES,
+  type ScoreName,
+  type Strategy,
+  type Taint,
+  type Toleration,
+} from "./types.ts";
+
+/** One line of an explanation: the stage and what a user can act on. */
+export interface Reason {
+  stage: FilterStage;
+  reason: string;
+}
+
+/** Returns -1 when row `w` passes, else the slot of the reason that removes it. */
+export type Check = (w: number) => number;
+
+/** One score component. `prepare` runs once per pick, over the candidates found. */
+export interface Scorer {
+  name: ScoreName;
+  prepare?(candidates: Int32Array, count: number): void;
+  score(w: number): number;
+}
+
+/** Slots 0 and 1: the non-ready statuses (status code - 1). */
+export const SLOT_DRAINING = 0;
+/** Slot of a worker already chosen for another allocation of the same request. */
+export const SLOT_DISTINCT = 2;
+const SLOT_CONSTRAINTS = 3;
+
+/** A request compiled for one version of the fleet's columns. */
+export interface Stack {
+  version: number;
+  /** The workers of the request's pool (all workers without a pool); undefined: none. */
+  order: WorkerOrder | undefined;
+  /** Workers outside the pool, removed without being visited. */
+  outside_pool: number;
+  pool_reason: string;
+  /** Reason per slot; slots are in pipeline order (status, distinct, constraints, taints, resources). */
+  reasons: Reason[];
+  /** Required constraints, then untolerated NoSchedule taints. */
+  checks: Check[];
+  /** Resource rows the request needs (amount > 0), and their amounts. */
+  resource_rows: Int32Array;
+  resource_amounts: Float64Array;
+  resource_slot: number;
+  scorers: Scorer[];
+  /** Untolerated PreferNoSchedule taint on row w: the bounded mode sets such workers aside. */
+  penalised: ((w: number) => boolean) | undefined;
+  /** Preferences need every feasible worker scored (Nomad does the same). */
+  exhaustive: boolean;
+  count: number | "all";
+}
+
+const RESOURCE_LABELS = ["cpu", "memory", "disk", "slots"];
+const STRATEGIES: Strategy[] = ["binpack", "spread", "random"];
+const LN10 = Math.log(10);
+
+const cache = new WeakMap<PlacementRequest, Stack>();
+
+/**
+ * The request's stack for the fleet's current columns, compiled once per request object and
+ * fleet version (a request is treated as immutable once placed).
+ */
+export function stackFor(fleet: Fleet, request: PlacementRequest): Stack {
+  const cols = fleet.columns();
+  const cached = cache.get(request);
+  if (cached && cached.version === cols.version) return cached;
+  const stack = compile(fleet, cols, request);
+  cache.set(request, stack);
+  return stack;
+}
+
+function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): Stack {
+  validate(request);
+  const reasons: Reason[] = [
+    { stage: "status", reason: "draining" },
+    { stage: "status", reason: "lost" },
+    { stage: "distinct", reason: "already chosen for this request" },
+  ];
+  assert(reasons.length === SLOT_CONSTRAINTS, "fixed slots precede the constraints");
+  const checks: Check[] = [];
+  const preferred: { test: (w: number) => boolean; weight: number }[] = [];
+  for (const c of request.constraints ?? []) {
+    const test = matcher(cols, c);
+    if ((c.mode ?? "required") === "preferred") {
+      preferred.push({ test, weight: c.weight ?? 0 });
+      continue;
+    }
+    const slot = reasons.length;
+    reasons.push({ stage: "constraint", reason: constraintText(c) });
+    checks.push((w) => test(w) ? -1 : slot);
+  }
+  const { blocks, penal } = taintEffects(cols.taints, request.tolerations ?? []);
+  const taint_slot = new Int32Array(cols.taints.length).fill(-1);
+  for (let t = 0; t < cols.taints.length; t++) {
+    if (!blocks[t]) continue;
+    taint_slot[t] = reasons.length;
+    reasons.push({ stage: "taint", reason: `taint ${taintText(cols.taints[t])} not tolerated` });
+  }
+  if (blocks.includes(1)) checks.push(taintCheck(cols, taint_slot));
+  const resource_slot = reasons.length;
+  for (const label of RESOURCE_LABELS) {
+    reasons.push({ stage: "resources", reason: `${label} exhausted` });
+  }
+  const rows: number[] = [];
+  for (let r = 0; r < RESOURCE_NAMES.length; r++) {
+    if (request.resources[RESOURCE_NAMES[r]] > 0) rows.push(r);
+  }
+  const penalised = penal.includes(1) ? taintTest(cols, penal) : undefined;
+  const scorers: Scorer[] = [];
+  const strategy = request.strategy ?? "binpack";
+  if (strategy !== "random") scorers.push(fitScorer(cols, request, strategy === "binpack"));
+  if (preferred.length > 0) scorers.push(preferenceScorer(preferred));
+  const terms = [
+    ...(request.affinity ?? []).map((t) => affinityTerm(t, 1)),
+    ...(request.anti_affinity ?? []).map((t) => affinityTerm(t, -1)),
+  ];
+  if (terms.length > 0) scorers.push(affinityScorer(cols, terms));
+  if (penalised) scorers.push({ name: "taints", score: (w) => penalised(w) ? -1 : 0 });
+  if (request.spread) scorers.push(spreadScorer(fleet, cols, request.job_id, request.spread));
+  const order = request.pool === undefined ? cols.all : cols.pools.get(request.pool);
+  return {
+    version: cols.version,
+    order,
+    outside_pool: cols.size - (order?.workers.length ?? 0),
+    pool_reason: `pool = ${request.pool}`,
+    reasons,
+    checks,
+    resource_rows: Int32Array.from(rows),
+    resource_amounts: Float64Array.from(RESOURCE_NAMES, (r) => request.resources[r]),
+    resource_slot,
+    scorers,
+    penalised,
+    exhaustive: preferred.length > 0 || terms.length > 0 || request.spread !== undefined,
+    count: request.count ?? 1,
+  };
+}
+
+/** Refuses what the engine cannot evaluate, with what to change. */
+function validate(request: PlacementRequest): void {
+  const fail = (message: string): never => {
+    throw new PlacementRequestError(`placement request for job ${request.job_id}: ${message}`);
+  };
+  for (const r of RESOURCE_NAMES) {
+    const v = request.resources?.[r];
+    if (!Number.isInteger(v) || v < 0) fail(`resources.${r} must be an integer ≥ 0, got ${v}`);
+  }
+  const count = request.count ?? 1;
+  if (count !== "all" && (!Number.isInteger(count) || count < 1)) {
+    fail(`count must be an integer ≥ 1 or "all", got ${count}`);
+  }
+  if (request.strategy !== undefined && !STRATEGIES.includes(request.strategy)) {
+    fail(`strategy must be one of ${STRATEGIES.join(", ")}, got ${request.strategy}`);
+  }
+  for (const c of request.constraints ?? []) {
+    const what = `constraint on ${c.attribute}`;
+    if (!c.attribute) {
+      fail("a constraint needs an attribute (a label name, region, zone, pool, worker.id)");
+    }
+    if ((c.operator === "=" || c.operator === "!=") && typeof c.value !== "string") {
+      fail(`${what}: operator ${c.operator} needs a value`);
+    } else if ((c.operator === "in" || c.operator === "not_in") && !Array.isArray(c.values)) {
+      fail(`${what}: operator ${c.operator} needs values (a list)`);
+    } else if (!["=", "!=", "in", "not_in", "exists", "not_exists"].includes(c.operator)) {
+      fail(`${what}: operator must be =, !=, in, not_in, exists or not_exists, got ${c.operator}`);
+    }
+    const mode = c.mode ?? "required";
+    if (mode !== "required" && mode !== "preferred") {
+      fail(`${what}: mode must be required or preferred, got ${mode}`);
+    }
+    if (mode === "preferred") {
+      const w = c.weight;
+      if (w === undefined || !Number.isFinite(w) || w === 0 || Math.abs(w) > 100) {
+        fail(`${what}: a preferred constraint needs a weight in -100..100 other than 0, got ${w}`);
+      }
+    }
+  }
+  for (const t of [...(request.affinity ?? []), ...(request.anti_affinity ?? [])]) {
+    if (Object.keys(t.selector ?? {}).length === 0) {
+      fail("an affinity term needs a non-empty selector");
+    }
+    if (!Number.isFinite(t.weight) || t.weight < 1 || t.weight > 100) {
+      fail(`an affinity weight must be in 1..100, got ${t.weight}`);
+    }
+  }
+  for (const t of request.tolerations ?? []) {
+    const op = t.operator ?? "Equal";
+    if (op !== "Equal" && op !== "Exists") {
+      fail(`toleration operator must be Equal or Exists, got ${op}`);
+    }
+    if (op === "Equal" && !t.key) fail("an Equal toleration needs a key");
+  }
+  if (request.spread) {
+    if (!request.spread.attribute) fail("spread needs an attribute");
+    let sum = 0;
+    for (const [value, pct] of Object.entries(request.spread.targets ?? {})) {
+      if (!Number.isFinite(pct) || pct < 0) {
+        fail(`spread target ${value} must be a percent ≥ 0, got ${pct}`);
+      }
+      sum += pct;
+    }
+    if (sum > 100) fail(`spread targets add up to ${sum}%: keep them at or under 100%`);
+  }
+}
+
+/** `region in [fra, ams]`, `gpu exists`, `zone != a`. */
+export function constraintText(c: Constraint): string {
+  switch (c.operator) {
+    case "in":
+    case "not_in":
+      return `${c.attribute} ${c.operator} [${(c.values ?? []).join(", ")}]`;
+    case "exists":
+    case "not_exists":
+      return `${c.attribute} ${c.operator}`;
+    default:
+      return `${c.attribute} ${c.operator} ${c.value}`;
+  }
+}
+
+/** `gpu=true:NoSchedule`. */
+export function taintText(t: Taint): string {
+  return `${t.key}=${t.value}:${t.effect}`;
+}
+
+const NONE: AttributeColumn = { ids: new Int32Array(0), values: [], idOf: new Map() };
+
+/** A constraint as a test on row w, with its operands interned to the column's value ids. */
+function matcher(cols: FleetColumns, c: Constraint): (w: number) => boolean {
+  const col = cols.attributes.get(c.attribute) ?? NONE;
+  const ids = col.ids;
+  const present = col !== NONE;
+  switch (c.operator) {
+    case "exists":
+      return present ? (w) => ids[w] >= 0 : () => false;
+    case "not_exists":
+      return present ? (w) => ids[w] < 0 : () => true;
+    case "=": {
+      const id = col.idOf.get(c.value!) ?? -2;
+      return present ? (w) => ids[w] === id : () => false;
+    }
+    case "!=": {
+      const id = col.idOf.get(c.value!) ?? -2;
+      return present ? (w) => ids[w] !== id : () => true;
+    }
+    case "in":
+    case "not_in": {
+      const allowed = new Uint8Array(col.values.length);
+      for (const v of c.values!) {
+        const id = col.idOf.get(v);
+        if (id !== undefined) allowed[id] = 1;
+      }
+      const inSet = (w: number) => ids[w] >= 0 && allowed[ids[w]] === 1;
+      if (c.operator === "in") return present ? inSet : () => false;
+      return present ? (w) => !inSet(w) : () => true;
+    }
+  }
+}
+
+/** Kubernetes' rule: a toleration matches a taint by key (or any key), value and effect. */
+export function tolerates(t: Toleration, taint: Taint): boolean {
+  if (t.effect !== undefined && t.effect !== taint.effect) return false;
+  if ((t.operator ?? "Equal") === "Exists") return !t.key || t.key === taint.key;
+  return t.key === taint.key && (t.value ?? "") === taint.value;
+}
+
+/** Per distinct taint: 1 where it blocks (NoSchedule) or penalises (PreferNoSchedule) the request. */
+function taintEffects(taints: Taint[], tolerations: Toleration[]) {
+  const blocks = new Uint8Array(taints.length);
+  const penal = new Uint8Array(taints.length);
+  for (let t = 0; t < taints.length; t++) {
+    if (tolerations.some((tol) => tolerates(tol, taints[t]))) continue;
+    if (taints[t].effect === "NoSchedule") blocks[t] = 1;
+    else penal[t] = 1;
+  }
+  return { blocks, penal };
+}
+
+function taintCheck(cols: FleetColumns, taint_slot: Int32Array): Check {
+  const { taint_start: start, taint_ids: ids } = cols;
+  return (w) => {
+    for (let i = start[w], end = start[w + 1]; i < end; i++) {
+      const slot = taint_slot[ids[i]];
+      if (slot >= 0) return slot;
+    }
+    return -1;
+  };
+}
+
+function taintTest(cols: FleetColumns, flagged: Uint8Array): (w: number) => boolean {
+  const { taint_start: start, taint_ids: ids } = cols;
+  return (w) => {
+    for (let i = start[w], end = start[w + 1]; i < end; i++) if (flagged[ids[i]]) return true;
+    return false;
+  };
+}
+
+/**
+ * Bin-packing fitness after the placement, in [0, 1]: per resource the worker has, utilisation u
+ * maps to (10^u - 1) / 9 (Nomad's exponential form: filling a fuller worker counts more), averaged
+ * over resources. `binpack` prefers high fitness; `spread` scores the same form of the free share,
+ * so the least utilised worker wins.
+ */
+function fitScorer(cols: FleetColumns, request: PlacementRequest, binpack: boolean): Scorer {
+  const { free, capacity } = cols;
+  const need = RESOURCE_NAMES.map((r) => request.resources[r]);
+  return {
+    name: "fit",
+    score(w) {
+      let sum = 0;
+      let k = 0;
+      for (let r = 0; r < 4; r++) {
+        const cap = capacity[r][w];
+        if (cap <= 0) continue;
+        const used = 1 - (free[r][w] - need[r]) / cap;
+        sum += (Math.exp((binpack ? used : 1 - used) * LN10) - 1) / 9;
+        k++;
+      }
+      return k === 0 ? 0 : sum / k;
+    },
+  };
+}
+
+/** Preferred constraints: matched weight over total weight, in [-1, 1] (Nomad's node affinity). */
+function preferenceScorer(preferred: { test: (w: number) => boolean; weight: number }[]): Scorer {
+  const total = preferred.reduce((s, p) => s + Math.abs(p.weight), 0);
+  return {
+    name: "constraints",
+    score(w) {
+      let sum = 0;
+      for (const p of preferred) if (p.test(w)) sum += p.weight;
+      return sum / total;
+    },
+  };
+}
+
+interface CompiledTerm {
+  keys: string[];
+  weight: number;
+}
+
+function affinityTerm(t: AffinityTerm, sign: 1 | -1): CompiledTerm {
+  return { keys: Object.entries(t.selector).map(([k, v]) => `${k}=${v}`), weight: sign * t.weight };
+}
+
+/** Affinity minus anti-affinity over the jobs running on the worker, in [-1, 1]. */
+function affinityScorer(cols: FleetColumns, terms: CompiledTerm[]): Scorer {
+  const total = terms.reduce((s, t) => s + Math.abs(t.weight), 0);
+  const running = cols.running_by_label;
+  return {
+    name: "affinity",
+    score(w) {
+      const m = running[w];
+      if (m.size === 0) return 0;
+      let sum = 0;
+      for (const t of terms) if (t.keys.every((k) => (m.get(k) ?? 0) > 0)) sum += t.weight;
+      return sum / total;
+    },
+  };
+}
+
+/**
+ * Spread over an attribute's values, from the job's running allocations per value. Even (no
+ * targets): a worker whose value has the fewest allocations among the candidates' values scores 1,
+ * the others −(c − min)/(max − min) ≤ −1/(max − min), all 0 when balanced; the gap (> 1) outweighs
+ * any fit difference (≤ 1), so picks keep the counts within one of each other. Targets: the share
+ * still missing, (desired − c) / desired clamped to [-1, 1], desired = percent × (allocations + 1).
+ * A worker without the attribute scores −1.
+ */
+function spreadScorer(
+  fleet: Fleet,
+  cols: FleetColumns,
+  job_id: string,
+  spec: NonNullable<PlacementRequest["spread"]>,
+): Scorer {
+  const col = cols.attributes.get(spec.attribute) ?? NONE;
+  const values = col.values.length;
+  const counts = new Float64Array(values);
+  const present = new Uint8Array(values);
+  const boost = new Float64Array(values);
+  const targets = spec.targets;
+  const target_of = new Float64Array(values).fill(-1);
+  let listed_pct = 0;
+  for (const [value, pct] of Object.entries(targets ?? {})) {
+    listed_pct += pct;
+    const id = col.idOf.get(value);
+    if (id !== undefined) target_of[id] = pct;
+  }
+  return {
+    name: "spread",
+    prepare(candidates, n) {
+      counts.fill(0);
+      present.fill(0);
+      let total = 0;
+      for (const [worker_id, k] of fleet.jobCounts(job_id) ?? []) {
+        const w = fleet.indexOf(worker_id);
+        const v = w >= 0 ? col.ids[w] : -1;
+        if (v >= 0) {
+          counts[v] += k;
+          total += k;
+        }
+      }
+      for (let i = 0; i < n; i++) {
+        const v = col.ids[candidates[i]] ?? -1;
+        if (v >= 0) present[v] = 1;
+      }
+      if (targets) {
+        let unlisted = 0;
+        for (let v = 0; v < values; v++) if (present[v] && target_of[v] < 0) unlisted++;
+        const share = unlisted > 0 ? (100 - listed_pct) / unlisted : 0;
+        for (let v = 0; v < values; v++) {
+          const desired = ((target_of[v] >= 0 ? target_of[v] : share) / 100) * (total + 1);
+          boost[v] = desired <= 0 ? -1 : Math.max(-1, Math.min(1, (desired - counts[v]) / desired));
+        }
+        return;
+      }
+      let min = Infinity;
+      let max = -Infinity;
+      for (let v = 0; v < values; v++) {
+        if (!present[v]) continue;
+        if (counts[v] < min) min = counts[v];
+        if (counts[v] > max) max = counts[v];
+      }
+      for (let v = 0; v < values; v++) {
+        boost[v] = min === max ? 0 : counts[v] === min ? 1 : -(counts[v] - min) / (max - min);
+      }
+    },
+    score(w) {
+      const v = col === NONE ? -1 : col.ids[w];
+      return v >= 0 ? boost[v] : -1;
+    },
+  };
+}
