@@ -53,9 +53,18 @@ interface Pick {
  * runners-up, and the explanation. Apply the decision with `fleet.apply(decision)`.
  */
 export function place(fleet: Fleet, request: PlacementRequest, options: PlaceOptions): Decision {
+  return placeWith(fleet, request, options, sfc32(options.seed));
+}
+
+/** {@link place} drawing from `random` (a batch shares one generator). */
+function placeWith(
+  fleet: Fleet,
+  request: PlacementRequest,
+  options: PlaceOptions,
+  random: () => number,
+): Decision {
   const stack = stackFor(fleet, request);
   const cols = fleet.columns();
-  const random = sfc32(options.seed);
   const runners_up_max = options.runners_up_max ?? RUNNERS_UP_MAX;
   const limit = options.exhaustive || stack.exhaustive
     ? Infinity
@@ -93,7 +102,7 @@ export function place(fleet: Fleet, request: PlacementRequest, options: PlaceOpt
       decision.runners_up = p.best.filter((w) => w !== p.chosen).slice(0, runners_up_max)
         .map((w) => scored(cols, stack, w, p.best_scores[p.best.indexOf(w)]));
       cols.marks[p.chosen] = epoch;
-      if (i + 1 < stack.count) {
+      if (stack.reads_counts && i + 1 < stack.count) {
         // Later picks of the same request see this one (spread counts, affinity to itself).
         const hold = {
           worker_id: cols.ids[p.chosen],
@@ -122,9 +131,9 @@ export function placeBatch(
   requests: PlacementRequest[],
   options: PlaceOptions,
 ): Decision[] {
-  const seeds = sfc32(options.seed);
+  const random = sfc32(options.seed);
   return requests.map((request) => {
-    const decision = place(fleet, request, { ...options, seed: (seeds() * 4294967296) >>> 0 });
+    const decision = placeWith(fleet, request, options, random);
     fleet.apply(decision);
     return decision;
   });
@@ -175,7 +184,8 @@ function pickOne(
   epoch: number,
   keep: number,
 ): Pick {
-  const counts = new Int32Array(stack.reasons.length);
+  const counts = stack.counts;
+  counts.fill(0);
   const candidates = cols.scratch;
   let found = 0;
   let evaluated = 0;
@@ -234,16 +244,18 @@ function pickOne(
   const explanation = explain(cols, stack, counts, evaluated, feasible);
   if (found === 0) return { chosen: -1, best: [], best_scores: [], explanation };
   for (const s of stack.scorers) s.prepare?.(candidates, found);
+  const all = keep >= found;
   const best: number[] = [];
   const best_scores: number[] = [];
   let chosen = -1;
   let chosen_score = -Infinity;
   let ties = 0;
-  const n_scorers = stack.scorers.length;
+  const scorers = stack.scorers;
+  const n_scorers = scorers.length;
   for (let i = 0; i < found; i++) {
     const w = candidates[i];
     let sum = 0;
-    for (let s = 0; s < n_scorers; s++) sum += stack.scorers[s].score(w);
+    for (let s = 0; s < n_scorers; s++) sum += scorers[s].score(w);
     const score = n_scorers === 0 ? 0 : sum / n_scorers;
     if (score > chosen_score) {
       chosen = w;
@@ -252,10 +264,21 @@ function pickOne(
     } else if (score === chosen_score && random() * ++ties < 1) {
       chosen = w;
     }
-    insertBest(best, best_scores, w, score, keep);
+    if (all) {
+      best.push(w);
+      best_scores.push(score);
+    } else {
+      insertBest(best, best_scores, w, score, keep);
+    }
   }
-  if (!best.includes(chosen)) {
-    // The chosen one won a tie that the kept list broke the other way: make it the first.
+  if (all) sortBest(best, best_scores);
+  if (best[0] !== chosen) {
+    // The chosen one won a tie the kept list broke the other way: put it first.
+    const at = best.indexOf(chosen);
+    if (at >= 0) {
+      best.splice(at, 1);
+      best_scores.splice(at, 1);
+    }
     best.unshift(chosen);
     best_scores.unshift(chosen_score);
     if (best.length > keep) {
@@ -267,16 +290,28 @@ function pickOne(
   return { chosen, best, best_scores, explanation };
 }
 
-/** Keeps `best` sorted by score, descending, at most `keep` long. */
+/** Keeps `best` sorted by score, descending (first come first among equals), at most `keep` long. */
 function insertBest(best: number[], scores: number[], w: number, score: number, keep: number) {
-  if (best.length >= keep && score <= scores[scores.length - 1]) return;
-  let i = best.length;
-  while (i > 0 && scores[i - 1] < score) i--;
-  best.splice(i, 0, w);
-  scores.splice(i, 0, score);
-  if (best.length > keep) {
-    best.pop();
-    scores.pop();
+  const n = best.length;
+  if (n >= keep && score <= scores[n - 1]) return;
+  let i = n < keep ? n : n - 1;
+  while (i > 0 && scores[i - 1] < score) {
+    best[i] = best[i - 1];
+    scores[i] = scores[i - 1];
+    i--;
+  }
+  best[i] = w;
+  scores[i] = score;
+}
+
+/** Sorts rows by score, descending, keeping the visit order among equal scores. */
+function sortBest(best: number[], scores: number[]): void {
+  const order = best.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+  const rows = order.map((i) => best[i]);
+  const sorted = order.map((i) => scores[i]);
+  for (let i = 0; i < rows.length; i++) {
+    best[i] = rows[i];
+    scores[i] = sorted[i];
   }
 }
 

@@ -56,6 +56,8 @@ export interface FleetColumns {
   /** Free and total capacity per resource, in {@link RESOURCE_NAMES} order. Live. */
   free: Float64Array[];
   capacity: Float64Array[];
+  /** 1 / capacity per resource (0 where the worker has none): scoring multiplies. */
+  inverse_capacity: Float64Array[];
   /** Built-in attributes (`region`, `zone`, `pool`, `worker.id`) first, then labels. */
   attributes: Map<string, AttributeColumn>;
   /** Worker w's taints are `taint_ids[taint_start[w] .. taint_start[w + 1])`. */
@@ -310,6 +312,7 @@ export class Fleet {
     const status = new Uint8Array(n);
     const free = RESOURCE_NAMES.map(() => new Float64Array(n));
     const capacity = RESOURCE_NAMES.map(() => new Float64Array(n));
+    const inverse_capacity = RESOURCE_NAMES.map(() => new Float64Array(n));
     const attributes = new Map<string, AttributeColumn>();
     const column = (name: string): AttributeColumn => {
       let col = attributes.get(name);
@@ -342,6 +345,7 @@ export class Fleet {
       for (let r = 0; r < RESOURCE_NAMES.length; r++) {
         free[r][w] = rows[w].free[RESOURCE_NAMES[r]];
         capacity[r][w] = v.capacity[RESOURCE_NAMES[r]];
+        inverse_capacity[r][w] = capacity[r][w] > 0 ? 1 / capacity[r][w] : 0;
       }
       for (const [k, value] of Object.entries(v.labels)) {
         if (!(BUILT_IN_ATTRIBUTES as readonly string[]).includes(k)) {
@@ -386,6 +390,7 @@ export class Fleet {
       status,
       free,
       capacity,
+      inverse_capacity,
       attributes,
       taint_start,
       taint_ids: Int32Array.from(taint_list),

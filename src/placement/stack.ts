@@ -61,6 +61,10 @@ export interface Stack {
   penalised: ((w: number) => boolean) | undefined;
   /** Preferences need every feasible worker scored (Nomad does the same). */
   exhaustive: boolean;
+  /** Scorers read running counts (spread, affinity): later picks of a request must see earlier ones. */
+  reads_counts: boolean;
+  /** Per-slot counts of the pick in progress (reused: one pick at a time). */
+  counts: Int32Array;
   count: number | "all";
 }
 
@@ -145,6 +149,8 @@ function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): S
     scorers,
     penalised,
     exhaustive: preferred.length > 0 || terms.length > 0 || request.spread !== undefined,
+    reads_counts: terms.length > 0 || request.spread !== undefined,
+    counts: new Int32Array(reasons.length),
     count: request.count ?? 1,
   };
 }
@@ -307,6 +313,24 @@ function taintTest(cols: FleetColumns, flagged: Uint8Array): (w: number) => bool
   };
 }
 
+/** Segments of the fitness curve's table: linear interpolation stays within 5e-8 of 10^u. */
+const CURVE_SEGMENTS = 4096;
+/** (10^u - 1) / 9 at u = i / CURVE_SEGMENTS; one spare entry so u = 1 interpolates too. */
+const CURVE = Float64Array.from(
+  { length: CURVE_SEGMENTS + 2 },
+  (_, i) => (Math.exp(Math.min(i / CURVE_SEGMENTS, 1) * LN10) - 1) / 9,
+);
+
+/**
+ * Nomad's exponential fitness curve, (10^u - 1) / 9 for u in [0, 1], read from a table:
+ * `Math.exp` costs about 65 ns here, four per worker, and the exhaustive mode scores a thousand.
+ */
+export function fitnessCurve(u: number): number {
+  const x = (u < 0 ? 0 : u > 1 ? 1 : u) * CURVE_SEGMENTS;
+  const i = x | 0;
+  return CURVE[i] + (CURVE[i + 1] - CURVE[i]) * (x - i);
+}
+
 /**
  * Bin-packing fitness after the placement, in [0, 1]: per resource the worker has, utilisation u
  * maps to (10^u - 1) / 9 (Nomad's exponential form: filling a fuller worker counts more), averaged
@@ -314,18 +338,18 @@ function taintTest(cols: FleetColumns, flagged: Uint8Array): (w: number) => bool
  * so the least utilised worker wins.
  */
 function fitScorer(cols: FleetColumns, request: PlacementRequest, binpack: boolean): Scorer {
-  const { free, capacity } = cols;
-  const need = RESOURCE_NAMES.map((r) => request.resources[r]);
+  const { free, inverse_capacity: inverse } = cols;
+  const need = Float64Array.from(RESOURCE_NAMES, (r) => request.resources[r]);
   return {
     name: "fit",
     score(w) {
       let sum = 0;
       let k = 0;
       for (let r = 0; r < 4; r++) {
-        const cap = capacity[r][w];
-        if (cap <= 0) continue;
-        const used = 1 - (free[r][w] - need[r]) / cap;
-        sum += (Math.exp((binpack ? used : 1 - used) * LN10) - 1) / 9;
+        const inv = inverse[r][w];
+        if (inv === 0) continue;
+        const used = 1 - (free[r][w] - need[r]) * inv;
+        sum += fitnessCurve(binpack ? used : 1 - used);
         k++;
       }
       return k === 0 ? 0 : sum / k;

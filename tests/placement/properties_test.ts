@@ -175,7 +175,8 @@ Deno.test("binpack picks a worker no other feasible worker outscores (exhaustive
       const views = byId(workers);
       const mine = binpackFitness(views.get(chosen.worker_id)!, plain.resources);
       for (const w of workers.filter((w) => feasibleFor(w, plain))) {
-        assert.ok(mine >= binpackFitness(w, plain.resources) - 1e-12, `${w.id} fits tighter`);
+        // The engine reads the curve from a table, within 5e-8 of the exact 10^u.
+        assert.ok(mine >= binpackFitness(w, plain.resources) - 1e-6, `${w.id} fits tighter`);
       }
     }),
     params,
