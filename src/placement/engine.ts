@@ -53,17 +53,17 @@ interface Pick {
  * runners-up, and the explanation. Apply the decision with `fleet.apply(decision)`.
  */
 export function place(fleet: Fleet, request: PlacementRequest, options: PlaceOptions): Decision {
-  return placeWith(fleet, request, options, sfc32(options.seed));
+  return placeWith(fleet, stackFor(fleet, request), request, options, sfc32(options.seed));
 }
 
 /** {@link place} drawing from `random` (a batch shares one generator). */
 function placeWith(
   fleet: Fleet,
+  stack: Stack,
   request: PlacementRequest,
   options: PlaceOptions,
   random: () => number,
 ): Decision {
-  const stack = stackFor(fleet, request);
   const cols = fleet.columns();
   const runners_up_max = options.runners_up_max ?? RUNNERS_UP_MAX;
   const limit = options.exhaustive || stack.exhaustive
@@ -132,8 +132,10 @@ export function placeBatch(
   options: PlaceOptions,
 ): Decision[] {
   const random = sfc32(options.seed);
+  const memo = new Map<PlacementRequest, Stack>();
   return requests.map((request) => {
-    const decision = placeWith(fleet, request, options, random);
+    const stack = stackFor(fleet, request, memo);
+    const decision = placeWith(fleet, stack, request, options, random);
     fleet.apply(decision);
     return decision;
   });
@@ -318,7 +320,7 @@ function sortBest(best: number[], scores: number[]): void {
 function explain(
   cols: FleetColumns,
   stack: Stack,
-  counts: Int32Array,
+  counts: number[],
   evaluated: number,
   feasible: number,
 ): Explanation {
