@@ -30,6 +30,7 @@ import {
   type Decision,
   type Explanation,
   type FilterCount,
+  type Hold,
   type PlacementRequest,
   type PlaceOptions,
   RUNNERS_UP_MAX,
@@ -123,8 +124,9 @@ function placeWith(
 
 /**
  * Places the requests in order, applying each decision to the fleet before the next, so a batch
- * never over-allocates. The fleet keeps what was placed: release the holds (`fleet.apply` returns
- * them; {@link holdsOf} rebuilds them) of decisions the caller does not commit.
+ * never over-allocates. The fleet keeps what was placed: release the holds ({@link holdsOf}) of
+ * decisions the caller does not commit. A request the engine refuses (PlacementRequestError)
+ * throws after the batch's holds are released.
  */
 export function placeBatch(
   fleet: Fleet,
@@ -133,16 +135,24 @@ export function placeBatch(
 ): Decision[] {
   const random = sfc32(options.seed);
   const memo = new Map<PlacementRequest, Stack>();
-  return requests.map((request) => {
-    const stack = stackFor(fleet, request, memo);
-    const decision = placeWith(fleet, stack, request, options, random);
-    fleet.apply(decision);
-    return decision;
-  });
+  const decisions: Decision[] = [];
+  try {
+    for (const request of requests) {
+      const stack = stackFor(fleet, request, memo);
+      const decision = placeWith(fleet, stack, request, options, random);
+      fleet.apply(decision);
+      decisions.push(decision);
+    }
+  } catch (e) {
+    // All or nothing: a request the engine refuses leaves the fleet as the batch found it.
+    for (const d of decisions) for (const h of holdsOf(d)) fleet.release(h);
+    throw e;
+  }
+  return decisions;
 }
 
 /** The holds a decision takes when applied (one per placement). */
-export function holdsOf(decision: Decision) {
+export function holdsOf(decision: Decision): Hold[] {
   return decision.placements.map((p) => ({
     worker_id: p.worker_id,
     job_id: decision.job_id,

@@ -295,6 +295,14 @@ Deno.test("a batch takes capacity as it goes: the third half-worker request find
   assert.equal(place(fleet, half, { seed: 1 }).ok, true);
 });
 
+Deno.test("a batch with a request the engine refuses changes nothing", () => {
+  const fleet = new Fleet([worker("w1")]);
+  const bad = request({ count: 0 });
+  assert.throws(() => placeBatch(fleet, [request(), bad], { seed: 1 }), PlacementRequestError);
+  assert.deepEqual(fleet.worker("w1")!.free, worker("w1").free);
+  assert.deepEqual(fleet.worker("w1")!.running_by_job, {});
+});
+
 Deno.test("hold and release refuse what does not match the fleet, and change nothing then", () => {
   const fleet = new Fleet([worker("w1", { capacity: resources(1000, 1000) })]);
   assert.throws(
