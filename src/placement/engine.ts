@@ -24,7 +24,8 @@
 import { sfc32 } from "../raft/prng.ts";
 import { assert } from "./errors.ts";
 import type { Fleet, FleetColumns } from "./fleet.ts";
-import { type Stack, stackFor } from "./stack.ts";
+import { has, lowestBit, popcount } from "./bits.ts";
+import { SLOT_DISTINCT, type Stack, stackFor } from "./stack.ts";
 import {
   CANDIDATES_MAX,
   type Decision,
@@ -54,6 +55,7 @@ interface Pick {
  * runners-up, and the explanation. Apply the decision with `fleet.apply(decision)`.
  */
 export function place(fleet: Fleet, request: PlacementRequest, options: PlaceOptions): Decision {
+  fleet.columns().arena.reset();
   return placeWith(fleet, stackFor(fleet, request), request, options, sfc32(options.seed));
 }
 
@@ -133,6 +135,7 @@ export function placeBatch(
   requests: PlacementRequest[],
   options: PlaceOptions,
 ): Decision[] {
+  fleet.columns().arena.reset();
   const random = sfc32(options.seed);
   const memo = new Map<PlacementRequest, Stack>();
   const decisions: Decision[] = [];
@@ -166,6 +169,7 @@ export function holdsOf(decision: Decision): Hold[] {
  * ranking, for tests and for answering "why not that worker".
  */
 export function rank(fleet: Fleet, request: PlacementRequest): ScoredWorker[] {
+  fleet.columns().arena.reset();
   const stack = stackFor(fleet, request);
   const cols = fleet.columns();
   const p = pickOne(cols, stack, sfc32(0), Infinity, fleet.nextEpoch(), cols.size);
@@ -202,49 +206,69 @@ function pickOne(
   let found = 0;
   let evaluated = 0;
   let feasible = 0;
-  const skipped: number[] = [];
-  const order = stack.order;
-  if (order) {
-    const { workers, strides } = order;
+  const { status, free, marks } = cols;
+  const { bits, resource_rows, resource_amounts, resource_slot, penalised_at } = stack;
+  const n_rows = resource_rows.length;
+  /** The dynamic filters: distinct, then free capacity. -1 when row w passes. */
+  const dynamicSlot = (w: number): number => {
+    if (marks[w] === epoch) return SLOT_DISTINCT;
+    for (let i = 0; i < n_rows; i++) {
+      const r = resource_rows[i];
+      if (resource_amounts[r] > free[r][w]) return resource_slot + r;
+    }
+    return -1;
+  };
+  if (limit === Infinity) {
+    // Every worker of the pool: the static filters count their removals on bitsets, in pipeline
+    // order; only the workers left are visited.
+    evaluated = stack.order?.workers.length ?? 0;
+    const rem = cols.scratch_bits;
+    rem.set(stack.pool_set);
+    removeNotReady(cols, rem, counts);
+    for (let i = 0; i < stack.constraint_at.length; i++) {
+      counts[stack.constraint_slot[i]] += keepOnly(rem, bits, stack.constraint_at[i], cols.words);
+    }
+    for (let j = 0; j < stack.taint_sets.length; j++) {
+      counts[stack.taint_slot[j]] += dropAll(rem, stack.taint_sets[j], cols.words);
+    }
+    for (let k = 0; k < cols.words; k++) {
+      for (let x = rem[k]; x !== 0; x &= x - 1) {
+        const w = (k << 5) | lowestBit(x);
+        const slot = dynamicSlot(w);
+        if (slot >= 0) {
+          counts[slot]++;
+          continue;
+        }
+        feasible++;
+        candidates[found++] = w;
+      }
+    }
+  } else if (stack.order) {
+    // A seeded walk over the pool, stopping after `limit` feasible workers (Nomad's LimitIterator).
+    const skipped: number[] = [];
+    const { workers, strides } = stack.order;
     const len = workers.length;
     let at = Math.floor(random() * len);
     const stride = strides[Math.floor(random() * strides.length)];
-    const { status, free, marks } = cols;
-    const { checks, resource_rows, resource_amounts, resource_slot, penalised } = stack;
-    const n_checks = checks.length;
-    const n_rows = resource_rows.length;
-    visit: for (let k = 0; k < len; k++) {
+    for (let k = 0; k < len; k++) {
       const w = workers[at];
       at += stride;
       if (at >= len) at -= len;
       evaluated++;
-      if (marks[w] === epoch) {
-        counts[2]++;
-        continue;
-      }
       const st = status[w];
-      if (st !== 0) {
-        counts[st - 1]++;
+      const slot = marks[w] === epoch
+        ? SLOT_DISTINCT
+        : st !== 0
+        ? st - 1
+        : !has(bits, stack.feasible_at, w)
+        ? staticSlot(stack, w)
+        : dynamicSlot(w);
+      if (slot >= 0) {
+        counts[slot]++;
         continue;
-      }
-      for (let c = 0; c < n_checks; c++) {
-        const slot = checks[c](w);
-        if (slot >= 0) {
-          counts[slot]++;
-          continue visit;
-        }
-      }
-      for (let i = 0; i < n_rows; i++) {
-        const r = resource_rows[i];
-        if (resource_amounts[r] > free[r][w]) {
-          counts[resource_slot + r]++;
-          continue visit;
-        }
       }
       feasible++;
-      if (
-        limit !== Infinity && penalised !== undefined && skipped.length < SKIP_MAX && penalised(w)
-      ) {
+      if (penalised_at >= 0 && skipped.length < SKIP_MAX && has(bits, penalised_at, w)) {
         skipped.push(w);
         continue;
       }
@@ -300,6 +324,54 @@ function pickOne(
   }
   assert(best_scores[0] === chosen_score, "the chosen worker has the best score");
   return { chosen, best, best_scores, explanation };
+}
+
+/** Counts the non-ready workers of `rem` by status (slot = status code - 1) and removes them. */
+function removeNotReady(cols: FleetColumns, rem: Int32Array, counts: number[]): void {
+  const { ready, status } = cols;
+  for (let k = 0; k < cols.words; k++) {
+    for (let x = rem[k] & ~ready[k]; x !== 0; x &= x - 1) {
+      counts[status[(k << 5) | lowestBit(x)] - 1]++;
+    }
+    rem[k] &= ready[k];
+  }
+}
+
+/** Keeps in `rem` only the rows of the set at `bits[at ..]`; returns how many it removed. */
+function keepOnly(rem: Int32Array, bits: Int32Array, at: number, words: number): number {
+  let removed = 0;
+  for (let k = 0; k < words; k++) {
+    const x = rem[k] & ~bits[at + k];
+    if (x !== 0) {
+      removed += popcount(x);
+      rem[k] &= ~x;
+    }
+  }
+  return removed;
+}
+
+/** Removes from `rem` the rows of `set`; returns how many it removed. */
+function dropAll(rem: Int32Array, set: Int32Array, words: number): number {
+  let removed = 0;
+  for (let k = 0; k < words; k++) {
+    const x = rem[k] & set[k];
+    if (x !== 0) {
+      removed += popcount(x);
+      rem[k] &= ~x;
+    }
+  }
+  return removed;
+}
+
+/** The slot of the first static filter (constraint, then taint) that removes row w. */
+function staticSlot(stack: Stack, w: number): number {
+  for (let i = 0; i < stack.constraint_at.length; i++) {
+    if (!has(stack.bits, stack.constraint_at[i], w)) return stack.constraint_slot[i];
+  }
+  for (let j = 0; j < stack.taint_sets.length; j++) {
+    if (has(stack.taint_sets[j], 0, w)) return stack.taint_slot[j];
+  }
+  assert(false, `row ${w} fails a static filter`);
 }
 
 /** Keeps `best` sorted by score, descending (first come first among equals), at most `keep` long. */

@@ -16,6 +16,7 @@
  * ```
  */
 import { sfc32 } from "../raft/prng.ts";
+import { add, BitArena, remove, setOf, wordsFor } from "./bits.ts";
 import { assert, FleetError } from "./errors.ts";
 import {
   type Hold,
@@ -37,6 +38,10 @@ export interface AttributeColumn {
   ids: Int32Array;
   values: string[];
   idOf: Map<string, number>;
+  /** The workers of each value id, as bitsets, built on first use. */
+  sets: (Int32Array | undefined)[];
+  /** The workers that have the attribute at all, built on first use. */
+  present: Int32Array | undefined;
 }
 
 /** Workers to visit in a seeded order: a fixed shuffle, walked from a random start by a stride. */
@@ -53,6 +58,19 @@ export interface FleetColumns {
   size: number;
   ids: string[];
   status: Uint8Array;
+  /** Words of a bitset over the rows (see bits.ts). */
+  words: number;
+  /** The ready workers as a bitset. Live. */
+  ready: Int32Array;
+  /** The workers of each pool, and of the fleet, as bitsets. */
+  pool_bits: Map<string, Int32Array>;
+  all_bits: Int32Array;
+  /** The workers carrying each distinct taint, by taint id, as bitsets. */
+  taint_bits: Int32Array[];
+  /** Bitsets of the requests compiled in one engine call. */
+  arena: BitArena;
+  /** Scratch bitset for one pick. */
+  scratch_bits: Int32Array;
   /** Free and total capacity per resource, in {@link RESOURCE_NAMES} order. Live. */
   free: Float64Array[];
   capacity: Float64Array[];
@@ -133,7 +151,12 @@ export class Fleet {
     const row = this.#row(worker_id);
     row.view.status = status;
     const c = this.#columns;
-    if (c) c.status[this.#index(worker_id)] = STATUS_CODES[status];
+    if (c) {
+      const w = this.#index(worker_id);
+      c.status[w] = STATUS_CODES[status];
+      if (status === "ready") add(c.ready, 0, w);
+      else remove(c.ready, 0, w);
+    }
   }
 
   /** The worker as the engine sees it now (free capacity and counts included), or undefined. */
@@ -317,10 +340,14 @@ export class Fleet {
     const column = (name: string): AttributeColumn => {
       let col = attributes.get(name);
       if (!col) {
-        attributes.set(
-          name,
-          col = { ids: new Int32Array(n).fill(-1), values: [], idOf: new Map() },
-        );
+        col = {
+          ids: new Int32Array(n).fill(-1),
+          values: [],
+          idOf: new Map(),
+          sets: [],
+          present: undefined,
+        };
+        attributes.set(name, col);
       }
       return col;
     };
@@ -380,14 +407,28 @@ export class Fleet {
     taint_start[n] = taint_list.length;
     const random = sfc32(ORDER_SEED ^ n);
     const pools = new Map<string, WorkerOrder>();
+    const pool_bits = new Map<string, Int32Array>();
     for (const [pool, list] of [...pool_rows].sort((a, b) => a[0] < b[0] ? -1 : 1)) {
       pools.set(pool, shuffledOrder(list, random));
+      pool_bits.set(pool, setOf(n, list));
+    }
+    const rows_all = Array.from({ length: n }, (_, i) => i);
+    const taint_rows: number[][] = taints.map(() => []);
+    for (let w = 0; w < n; w++) {
+      for (let i = taint_start[w]; i < taint_start[w + 1]; i++) taint_rows[taint_list[i]].push(w);
     }
     return {
       version: ++columns_built,
       size: n,
       ids,
       status,
+      words: wordsFor(n),
+      ready: setOf(n, rows_all.filter((w) => status[w] === 0)),
+      pool_bits,
+      all_bits: setOf(n, rows_all),
+      taint_bits: taint_rows.map((list) => setOf(n, list)),
+      arena: new BitArena(),
+      scratch_bits: new Int32Array(wordsFor(n)),
       free,
       capacity,
       inverse_capacity,
@@ -396,7 +437,7 @@ export class Fleet {
       taint_ids: Int32Array.from(taint_list),
       taints,
       pools,
-      all: shuffledOrder(Array.from({ length: n }, (_, i) => i), random),
+      all: shuffledOrder(rows_all, random),
       running_by_label: rows.map((r) => r.running_by_label),
       marks: new Int32Array(n),
       scratch: new Int32Array(n),

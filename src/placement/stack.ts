@@ -1,9 +1,10 @@
 /**
  * A request compiled against the fleet's columns into a stack of small stages, as in Nomad's
- * `stack.go`: feasibility checks (each returns the explanation slot of the worker it removes) and
- * scorers (each gives one score component in [-1, 1]). Compiling interns every operand once, so a
- * check per worker is an integer comparison, not a string or map lookup.
+ * `stack.go`: static filters (pool, required constraints, untolerated NoSchedule taints), each a
+ * bitset of the workers it keeps, with their intersection precomputed, then the dynamic ones
+ * (status, distinct, free capacity) per worker, and scorers (each one score component in [-1, 1]).
  */
+import { has, setOf } from "./bits.ts";
 import { assert, PlacementRequestError } from "./errors.ts";
 import type { AttributeColumn, Fleet, FleetColumns, WorkerOrder } from "./fleet.ts";
 import {
@@ -24,9 +25,6 @@ export interface Reason {
   reason: string;
 }
 
-/** Returns -1 when row `w` passes, else the slot of the reason that removes it. */
-export type Check = (w: number) => number;
-
 /** One score component. `prepare` runs once per pick, over the candidates found. */
 export interface Scorer {
   name: ScoreName;
@@ -45,20 +43,30 @@ export interface Stack {
   version: number;
   /** The workers of the request's pool (all workers without a pool); undefined: none. */
   order: WorkerOrder | undefined;
+  /** The same workers as a bitset (empty when the pool has none). */
+  pool_set: Int32Array;
   /** Workers outside the pool, removed without being visited. */
   outside_pool: number;
   pool_reason: string;
   /** Reason per slot; slots are in pipeline order (status, distinct, constraints, taints, resources). */
   reasons: Reason[];
-  /** Required constraints, then untolerated NoSchedule taints. */
-  checks: Check[];
-  /** Resource rows the request needs (amount > 0), and their amounts. */
+  /** Bitsets of this stack, in `bits` at the offsets below (an arena shared by one engine call). */
+  bits: Int32Array;
+  /** Pool ∩ required constraints ∖ untolerated NoSchedule taints. */
+  feasible_at: number;
+  /** Each required constraint's set of satisfying workers, and its explanation slot. */
+  constraint_at: number[];
+  constraint_slot: number[];
+  /** Each untolerated NoSchedule taint's set of carriers, and its explanation slot. */
+  taint_sets: Int32Array[];
+  taint_slot: number[];
+  /** Carriers of an untolerated PreferNoSchedule taint (the bounded mode sets them aside); -1: none. */
+  penalised_at: number;
+  /** Resource rows the request needs (amount > 0), and the amounts of every row. */
   resource_rows: number[];
   resource_amounts: number[];
   resource_slot: number;
   scorers: Scorer[];
-  /** Untolerated PreferNoSchedule taint on row w: the bounded mode sets such workers aside. */
-  penalised: ((w: number) => boolean) | undefined;
   /** Preferences need every feasible worker scored (Nomad does the same). */
   exhaustive: boolean;
   /** Scorers read running counts (spread, affinity): later picks of a request must see earlier ones. */
@@ -93,32 +101,45 @@ export function stackFor(
 
 function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): Stack {
   validate(request);
+  const W = cols.words;
   const reasons: Reason[] = [
     { stage: "status", reason: "draining" },
     { stage: "status", reason: "lost" },
     { stage: "distinct", reason: "already chosen for this request" },
   ];
   assert(reasons.length === SLOT_CONSTRAINTS, "fixed slots precede the constraints");
-  const checks: Check[] = [];
-  const preferred: { test: (w: number) => boolean; weight: number }[] = [];
-  for (const c of request.constraints ?? []) {
-    const test = matcher(cols, c);
-    if ((c.mode ?? "required") === "preferred") {
-      preferred.push({ test, weight: c.weight ?? 0 });
-      continue;
-    }
-    const slot = reasons.length;
-    reasons.push({ stage: "constraint", reason: constraintText(c) });
-    checks.push((w) => test(w) ? -1 : slot);
-  }
+  const required = (request.constraints ?? []).filter((c) => (c.mode ?? "required") === "required");
+  const preferred = (request.constraints ?? []).filter((c) => c.mode === "preferred");
   const { blocks, penal } = taintEffects(cols.taints, request.tolerations ?? []);
-  const taint_slot: number[] = new Array(cols.taints.length).fill(-1);
+  const penalising = penal.includes(1);
+  const sets = 1 + required.length + preferred.length + (penalising ? 1 : 0);
+  const { bits, offset } = cols.arena.take(sets * W);
+  const order = request.pool === undefined ? cols.all : cols.pools.get(request.pool);
+  const pool_set = request.pool === undefined
+    ? cols.all_bits
+    : cols.pool_bits.get(request.pool) ?? new Int32Array(W);
+  const feasible_at = offset;
+  bits.set(pool_set, feasible_at);
+  const constraint_at: number[] = [];
+  const constraint_slot: number[] = [];
+  required.forEach((c, i) => {
+    const at = offset + (1 + i) * W;
+    constraintSet(cols, c, bits, at);
+    for (let k = 0; k < W; k++) bits[feasible_at + k] &= bits[at + k];
+    constraint_at.push(at);
+    constraint_slot.push(reasons.length);
+    reasons.push({ stage: "constraint", reason: constraintText(c) });
+  });
+  const taint_sets: Int32Array[] = [];
+  const taint_slot: number[] = [];
   for (let t = 0; t < cols.taints.length; t++) {
     if (!blocks[t]) continue;
-    taint_slot[t] = reasons.length;
+    const carriers = cols.taint_bits[t];
+    for (let k = 0; k < W; k++) bits[feasible_at + k] &= ~carriers[k];
+    taint_sets.push(carriers);
+    taint_slot.push(reasons.length);
     reasons.push({ stage: "taint", reason: `taint ${taintText(cols.taints[t])} not tolerated` });
   }
-  if (blocks.includes(1)) checks.push(taintCheck(cols, taint_slot));
   const resource_slot = reasons.length;
   for (const label of RESOURCE_LABELS) {
     reasons.push({ stage: "resources", reason: `${label} exhausted` });
@@ -127,31 +148,51 @@ function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): S
   for (let r = 0; r < RESOURCE_NAMES.length; r++) {
     if (request.resources[RESOURCE_NAMES[r]] > 0) rows.push(r);
   }
-  const penalised = penal.includes(1) ? taintTest(cols, penal) : undefined;
+  const preferred_sets = preferred.map((c, i) => {
+    const at = offset + (1 + required.length + i) * W;
+    constraintSet(cols, c, bits, at);
+    return { at, weight: c.weight ?? 0 };
+  });
+  let penalised_at = -1;
+  if (penalising) {
+    penalised_at = offset + (sets - 1) * W;
+    for (let t = 0; t < cols.taints.length; t++) {
+      if (!penal[t]) continue;
+      for (let k = 0; k < W; k++) bits[penalised_at + k] |= cols.taint_bits[t][k];
+    }
+  }
   const scorers: Scorer[] = [];
   const strategy = request.strategy ?? "binpack";
   if (strategy !== "random") scorers.push(fitScorer(cols, request, strategy === "binpack"));
-  if (preferred.length > 0) scorers.push(preferenceScorer(preferred));
+  if (preferred_sets.length > 0) scorers.push(preferenceScorer(bits, preferred_sets));
   const terms = [
     ...(request.affinity ?? []).map((t) => affinityTerm(t, 1)),
     ...(request.anti_affinity ?? []).map((t) => affinityTerm(t, -1)),
   ];
   if (terms.length > 0) scorers.push(affinityScorer(cols, terms));
-  if (penalised) scorers.push({ name: "taints", score: (w) => penalised(w) ? -1 : 0 });
+  if (penalised_at >= 0) {
+    const at = penalised_at;
+    scorers.push({ name: "taints", score: (w) => has(bits, at, w) ? -1 : 0 });
+  }
   if (request.spread) scorers.push(spreadScorer(fleet, cols, request.job_id, request.spread));
-  const order = request.pool === undefined ? cols.all : cols.pools.get(request.pool);
   return {
     version: cols.version,
     order,
+    pool_set,
     outside_pool: cols.size - (order?.workers.length ?? 0),
     pool_reason: `pool = ${request.pool}`,
     reasons,
-    checks,
+    bits,
+    feasible_at,
+    constraint_at,
+    constraint_slot,
+    taint_sets,
+    taint_slot,
+    penalised_at,
     resource_rows: rows,
     resource_amounts: RESOURCE_NAMES.map((r) => request.resources[r]),
     resource_slot,
     scorers,
-    penalised,
     exhaustive: preferred.length > 0 || terms.length > 0 || request.spread !== undefined,
     reads_counts: terms.length > 0 || request.spread !== undefined,
     counts: new Array(reasons.length).fill(0),
@@ -245,37 +286,65 @@ export function taintText(t: Taint): string {
   return `${t.key}=${t.value}:${t.effect}`;
 }
 
-const NONE: AttributeColumn = { ids: new Int32Array(0), values: [], idOf: new Map() };
+const NONE: AttributeColumn = {
+  ids: new Int32Array(0),
+  values: [],
+  idOf: new Map(),
+  sets: [],
+  present: undefined,
+};
 
-/** A constraint as a test on row w, with its operands interned to the column's value ids. */
-function matcher(cols: FleetColumns, c: Constraint): (w: number) => boolean {
+/** Builds every value's worker set of a column at once (one pass), on first use. */
+function valueSets(cols: FleetColumns, col: AttributeColumn): (Int32Array | undefined)[] {
+  if (col.sets.length === 0 && col.values.length > 0) {
+    const rows: number[][] = col.values.map(() => []);
+    for (let w = 0; w < cols.size; w++) if (col.ids[w] >= 0) rows[col.ids[w]].push(w);
+    col.sets = rows.map((list) => setOf(cols.size, list));
+  }
+  return col.sets;
+}
+
+function presentSet(cols: FleetColumns, col: AttributeColumn): Int32Array {
+  if (!col.present) {
+    const rows: number[] = [];
+    for (let w = 0; w < cols.size; w++) if (col.ids[w] >= 0) rows.push(w);
+    col.present = setOf(cols.size, rows);
+  }
+  return col.present;
+}
+
+/**
+ * Writes the set of workers that satisfy `c` into `bits[at ..]` (zeroed by the arena). A worker
+ * without the attribute satisfies `!=`, `not_in` and `not_exists` only.
+ */
+function constraintSet(cols: FleetColumns, c: Constraint, bits: Int32Array, at: number): void {
+  const W = cols.words;
   const col = cols.attributes.get(c.attribute) ?? NONE;
-  const ids = col.ids;
-  const present = col !== NONE;
+  const union = (src: Int32Array | undefined) => {
+    if (src) { for (let k = 0; k < W; k++) bits[at + k] |= src[k]; }
+  };
+  const sets = col === NONE ? [] : valueSets(cols, col);
+  const of = (value: string) => {
+    const id = col.idOf.get(value);
+    return id === undefined ? undefined : sets[id];
+  };
   switch (c.operator) {
-    case "exists":
-      return present ? (w) => ids[w] >= 0 : () => false;
-    case "not_exists":
-      return present ? (w) => ids[w] < 0 : () => true;
-    case "=": {
-      const id = col.idOf.get(c.value!) ?? -2;
-      return present ? (w) => ids[w] === id : () => false;
-    }
-    case "!=": {
-      const id = col.idOf.get(c.value!) ?? -2;
-      return present ? (w) => ids[w] !== id : () => true;
-    }
+    case "=":
+    case "!=":
+      union(of(c.value!));
+      break;
     case "in":
-    case "not_in": {
-      const allowed: number[] = new Array(col.values.length).fill(0);
-      for (const v of c.values!) {
-        const id = col.idOf.get(v);
-        if (id !== undefined) allowed[id] = 1;
-      }
-      const inSet = (w: number) => ids[w] >= 0 && allowed[ids[w]] === 1;
-      if (c.operator === "in") return present ? inSet : () => false;
-      return present ? (w) => !inSet(w) : () => true;
-    }
+    case "not_in":
+      for (const v of c.values!) union(of(v));
+      break;
+    case "exists":
+    case "not_exists":
+      if (col !== NONE) union(presentSet(cols, col));
+      break;
+  }
+  if (c.operator === "!=" || c.operator === "not_in" || c.operator === "not_exists") {
+    const all = cols.all_bits;
+    for (let k = 0; k < W; k++) bits[at + k] = all[k] & ~bits[at + k];
   }
 }
 
@@ -296,25 +365,6 @@ function taintEffects(taints: Taint[], tolerations: Toleration[]) {
     else penal[t] = 1;
   }
   return { blocks, penal };
-}
-
-function taintCheck(cols: FleetColumns, taint_slot: number[]): Check {
-  const { taint_start: start, taint_ids: ids } = cols;
-  return (w) => {
-    for (let i = start[w], end = start[w + 1]; i < end; i++) {
-      const slot = taint_slot[ids[i]];
-      if (slot >= 0) return slot;
-    }
-    return -1;
-  };
-}
-
-function taintTest(cols: FleetColumns, flagged: number[]): (w: number) => boolean {
-  const { taint_start: start, taint_ids: ids } = cols;
-  return (w) => {
-    for (let i = start[w], end = start[w + 1]; i < end; i++) if (flagged[ids[i]]) return true;
-    return false;
-  };
 }
 
 /** Segments of the fitness curve's table: linear interpolation stays within 5e-8 of 10^u. */
@@ -362,13 +412,13 @@ function fitScorer(cols: FleetColumns, request: PlacementRequest, binpack: boole
 }
 
 /** Preferred constraints: matched weight over total weight, in [-1, 1] (Nomad's node affinity). */
-function preferenceScorer(preferred: { test: (w: number) => boolean; weight: number }[]): Scorer {
+function preferenceScorer(bits: Int32Array, preferred: { at: number; weight: number }[]): Scorer {
   const total = preferred.reduce((s, p) => s + Math.abs(p.weight), 0);
   return {
     name: "constraints",
     score(w) {
       let sum = 0;
-      for (const p of preferred) if (p.test(w)) sum += p.weight;
+      for (const p of preferred) if (has(bits, p.at, w)) sum += p.weight;
       return sum / total;
     },
   };
