@@ -12,6 +12,9 @@
  *   every feasible worker is scored; the choice has the highest score in the fleet.
  * Both never over-allocate, never break a required constraint or an untolerated NoSchedule taint,
  * and explain a failed pick over the whole fleet (a failed pick has visited every worker).
+ * The static filters (pool, required constraints, NoSchedule taints) are bitsets intersected when
+ * the request compiles: the bounded walk tests one bit per worker, the exhaustive mode counts each
+ * filter's removals with population counts and visits only the workers left.
  *
  * @example
  * ```ts

@@ -150,6 +150,7 @@ export interface FilterCount {
 /**
  * Why the workers of the fleet were or were not candidates for one pick. The counts add up:
  * `sum(filtered[].workers) + feasible + (workers_total - workers_evaluated) === workers_total`.
+ * Workers outside the request's pool count as evaluated (the pool index removes them unvisited).
  * In the bounded mode the engine stops after enough candidates, so on success
  * `workers_evaluated` may be less than `workers_total`; a failed pick has evaluated all of them.
  */
@@ -167,7 +168,7 @@ export interface Decision {
   ok: boolean;
   /** The chosen workers, in the order picked. */
   placements: ScoredWorker[];
-  /** Allocations wanted but not placed (0 when ok). */
+  /** Allocations wanted but not placed (0 when ok; always 0 for `count: "all"`). */
   unplaced: number;
   /** The best candidates of the last pick that were not chosen, best first. */
   runners_up: ScoredWorker[];

@@ -23,6 +23,7 @@ import {
   requestArb,
   resources,
   worker,
+  workerArb,
 } from "./support.ts";
 
 const params = { numRuns: FUZZ_RUNS };
@@ -257,6 +258,88 @@ Deno.test("the same seed gives the same decision, whatever order the workers wer
         const a = place(new Fleet(workers), request, { seed, exhaustive });
         const b = place(new Fleet([...workers].reverse()), request, { seed, exhaustive });
         assert.deepEqual(a, b);
+      },
+    ),
+    params,
+  );
+});
+
+type Op =
+  | { kind: "status"; pick: number; status: WorkerView["status"] }
+  | { kind: "place"; request: PlacementRequest; seed: number }
+  | { kind: "release"; pick: number }
+  | { kind: "remove"; pick: number }
+  | { kind: "register"; worker: WorkerView };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    kind: fc.constant("status" as const),
+    pick: fc.nat(),
+    status: fc.constantFrom("ready" as const, "draining" as const, "lost" as const),
+  }),
+  fc.record({ kind: fc.constant("place" as const), request: requestArb(), seed: seedArb }),
+  fc.record({ kind: fc.constant("release" as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant("remove" as const), pick: fc.nat() }),
+  fc.integer({ min: 100, max: 999 }).chain((i) => workerArb(`new-${i}`)).map((worker) => ({
+    kind: "register" as const,
+    worker,
+  })),
+);
+
+Deno.test("after any sequence of status changes, placements, releases and registrations, decisions stay sound", () => {
+  fc.assert(
+    fc.property(
+      fleetArb(20),
+      fc.array(opArb, { maxLength: 25 }),
+      requestArb(),
+      (workers, ops, probe) => {
+        const fleet = new Fleet(workers);
+        // The model: what the caller's registry would hold, updated by hand.
+        const model = byId(workers.map((w) => ({ ...w, free: { ...w.free } })));
+        const holds: { worker_id: string; job_id: string; resources: Decision["resources"] }[] = [];
+        const ids = () => [...model.keys()].sort();
+        for (const op of ops) {
+          if (op.kind === "status" && model.size > 0) {
+            const id = ids()[op.pick % model.size];
+            fleet.setStatus(id, op.status);
+            model.get(id)!.status = op.status;
+          } else if (op.kind === "place") {
+            const d = place(fleet, op.request, { seed: op.seed });
+            assertSound(d, op.request, model);
+            fleet.apply(d);
+            for (const p of d.placements) {
+              const w = model.get(p.worker_id)!;
+              for (const r of RESOURCE_NAMES) w.free[r] -= d.resources[r];
+              holds.push({ worker_id: p.worker_id, job_id: d.job_id, resources: d.resources });
+            }
+          } else if (op.kind === "release" && holds.length > 0) {
+            const [h] = holds.splice(op.pick % holds.length, 1);
+            fleet.release(h);
+            const w = model.get(h.worker_id)!;
+            for (const r of RESOURCE_NAMES) w.free[r] += h.resources[r];
+          } else if (op.kind === "remove" && model.size > 0) {
+            const id = ids()[op.pick % model.size];
+            fleet.remove(id);
+            model.delete(id);
+            for (let i = holds.length - 1; i >= 0; i--) {
+              if (holds[i].worker_id === id) {
+                holds.splice(i, 1);
+              }
+            }
+          } else if (op.kind === "register" && !model.has(op.worker.id)) {
+            fleet.upsert(op.worker);
+            model.set(op.worker.id, { ...op.worker, free: { ...op.worker.free } });
+          }
+          for (const w of model.values()) assert.deepEqual(fleet.worker(w.id)!.free, w.free);
+        }
+        for (const exhaustive of [false, true]) {
+          const d = place(fleet, { ...probe, count: 1 }, { seed: 1, exhaustive });
+          assertSound(d, probe, model);
+          assertCountsAddUp(d);
+          const feasible = [...model.values()].filter((w) => feasibleFor(w, probe)).length;
+          assert.equal(d.ok, feasible > 0);
+          if (exhaustive) assert.equal(d.explanation.feasible, feasible);
+        }
       },
     ),
     params,

@@ -338,6 +338,10 @@ Deno.test("the fleet follows registrations, removals and status changes", () => 
   fleet.remove("g1");
   assert.equal(fleet.size, 1);
   assert.throws(() => fleet.remove("g1"), FleetError);
+  fleet.remove("w1");
+  const none = place(fleet, request(), { seed: 1 });
+  assert.equal(none.ok, false);
+  assert.equal(explanationText(none.explanation), "no worker fits (0 of 0)");
 });
 
 Deno.test("the bounded mode scores a few candidates; exhaustive scores them all", () => {
