@@ -28,7 +28,7 @@ import { sfc32 } from "../raft/prng.ts";
 import { assert } from "./errors.ts";
 import type { Fleet, FleetColumns } from "./fleet.ts";
 import { has, lowestBit, popcount } from "./bits.ts";
-import { SLOT_DISTINCT, type Stack, stackFor } from "./stack.ts";
+import { reasonAt, SLOT_DISTINCT, type Stack, stackFor } from "./stack.ts";
 import {
   CANDIDATES_MAX,
   type Decision,
@@ -414,7 +414,7 @@ function explain(
     filtered.push({ stage: "pool", reason: stack.pool_reason, workers: stack.outside_pool });
   }
   for (let slot = 0; slot < counts.length; slot++) {
-    if (counts[slot] > 0) filtered.push({ ...stack.reasons[slot], workers: counts[slot] });
+    if (counts[slot] > 0) filtered.push({ ...reasonAt(stack, slot), workers: counts[slot] });
   }
   const explanation = {
     workers_total: cols.size,

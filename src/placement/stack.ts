@@ -32,9 +32,7 @@ export interface Scorer {
   score(w: number): number;
 }
 
-/** Slots 0 and 1: the non-ready statuses (status code - 1). */
-export const SLOT_DRAINING = 0;
-/** Slot of a worker already chosen for another allocation of the same request. */
+/** Slots 0 and 1 are the non-ready statuses (status code - 1); this one a worker already chosen. */
 export const SLOT_DISTINCT = 2;
 const SLOT_CONSTRAINTS = 3;
 
@@ -48,8 +46,9 @@ export interface Stack {
   /** Workers outside the pool, removed without being visited. */
   outside_pool: number;
   pool_reason: string;
-  /** Reason per slot; slots are in pipeline order (status, distinct, constraints, taints, resources). */
-  reasons: Reason[];
+  /** The required constraints and the blocking taints, to name their slots. */
+  required: Constraint[];
+  blocking: Taint[];
   /** Bitsets of this stack, in `bits` at the offsets below (an arena shared by one engine call). */
   bits: Int32Array;
   /** Pool ∩ required constraints ∖ untolerated NoSchedule taints. */
@@ -71,7 +70,11 @@ export interface Stack {
   exhaustive: boolean;
   /** Scorers read running counts (spread, affinity): later picks of a request must see earlier ones. */
   reads_counts: boolean;
-  /** Per-slot counts of the pick in progress (reused: one pick at a time). */
+  /**
+   * Per-slot counts of the pick in progress (reused: one pick at a time). Slots, in pipeline
+   * order: draining, lost, distinct, one per required constraint, one per untolerated NoSchedule
+   * taint, one per resource; {@link reasonAt} names them.
+   */
   counts: number[];
   count: number | "all";
 }
@@ -102,12 +105,6 @@ export function stackFor(
 function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): Stack {
   validate(request);
   const W = cols.words;
-  const reasons: Reason[] = [
-    { stage: "status", reason: "draining" },
-    { stage: "status", reason: "lost" },
-    { stage: "distinct", reason: "already chosen for this request" },
-  ];
-  assert(reasons.length === SLOT_CONSTRAINTS, "fixed slots precede the constraints");
   const required = (request.constraints ?? []).filter((c) => (c.mode ?? "required") === "required");
   const preferred = (request.constraints ?? []).filter((c) => c.mode === "preferred");
   const { blocks, penal } = taintEffects(cols.taints, request.tolerations ?? []);
@@ -127,23 +124,20 @@ function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): S
     constraintSet(cols, c, bits, at);
     for (let k = 0; k < W; k++) bits[feasible_at + k] &= bits[at + k];
     constraint_at.push(at);
-    constraint_slot.push(reasons.length);
-    reasons.push({ stage: "constraint", reason: constraintText(c) });
+    constraint_slot.push(SLOT_CONSTRAINTS + i);
   });
   const taint_sets: Int32Array[] = [];
+  const blocking: Taint[] = [];
   const taint_slot: number[] = [];
   for (let t = 0; t < cols.taints.length; t++) {
     if (!blocks[t]) continue;
     const carriers = cols.taint_bits[t];
     for (let k = 0; k < W; k++) bits[feasible_at + k] &= ~carriers[k];
     taint_sets.push(carriers);
-    taint_slot.push(reasons.length);
-    reasons.push({ stage: "taint", reason: `taint ${taintText(cols.taints[t])} not tolerated` });
+    taint_slot.push(SLOT_CONSTRAINTS + required.length + blocking.length);
+    blocking.push(cols.taints[t]);
   }
-  const resource_slot = reasons.length;
-  for (const label of RESOURCE_LABELS) {
-    reasons.push({ stage: "resources", reason: `${label} exhausted` });
-  }
+  const resource_slot = SLOT_CONSTRAINTS + required.length + blocking.length;
   const rows: number[] = [];
   for (let r = 0; r < RESOURCE_NAMES.length; r++) {
     if (request.resources[RESOURCE_NAMES[r]] > 0) rows.push(r);
@@ -181,7 +175,8 @@ function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): S
     pool_set,
     outside_pool: cols.size - (order?.workers.length ?? 0),
     pool_reason: `pool = ${request.pool}`,
-    reasons,
+    required,
+    blocking,
     bits,
     feasible_at,
     constraint_at,
@@ -195,9 +190,31 @@ function compile(fleet: Fleet, cols: FleetColumns, request: PlacementRequest): S
     scorers,
     exhaustive: preferred.length > 0 || terms.length > 0 || request.spread !== undefined,
     reads_counts: terms.length > 0 || request.spread !== undefined,
-    counts: new Array(reasons.length).fill(0),
+    counts: new Array(resource_slot + RESOURCE_NAMES.length).fill(0),
     count: request.count ?? 1,
   };
+}
+
+const FIXED_REASONS: Reason[] = [
+  { stage: "status", reason: "draining" },
+  { stage: "status", reason: "lost" },
+  { stage: "distinct", reason: "already chosen for this request" },
+];
+
+/** What a user reads for a slot; built only for the slots that removed workers. */
+export function reasonAt(stack: Stack, slot: number): Reason {
+  if (slot < SLOT_CONSTRAINTS) return FIXED_REASONS[slot];
+  let i = slot - SLOT_CONSTRAINTS;
+  if (i < stack.required.length) {
+    return { stage: "constraint", reason: constraintText(stack.required[i]) };
+  }
+  i -= stack.required.length;
+  if (i < stack.blocking.length) {
+    return { stage: "taint", reason: `taint ${taintText(stack.blocking[i])} not tolerated` };
+  }
+  i -= stack.blocking.length;
+  assert(i < RESOURCE_LABELS.length, `slot ${slot} names a reason`);
+  return { stage: "resources", reason: `${RESOURCE_LABELS[i]} exhausted` };
 }
 
 /** Refuses what the engine cannot evaluate, with what to change. */
