@@ -94,7 +94,7 @@ function placeWith(
     decision.ok = p.chosen >= 0;
     return decision;
   }
-  const temporary = [];
+  const temporary: Hold[] = [];
   try {
     for (let i = 0; i < stack.count; i++) {
       const p = pickOne(cols, stack, random, limit, epoch, runners_up_max + 1);
