@@ -21,7 +21,7 @@ import {
   raftPath,
 } from "../src/cluster/codec.ts";
 import { HttpTransport } from "../src/cluster/transport.ts";
-import { sfc32 } from "../src/raft/prng.ts";
+import { sfc32 } from "../src/prng.ts";
 import type { Entry, EntryKind, Message } from "../src/raft/types.ts";
 
 // ------------------------------------------------------------------------- the JSON baseline

@@ -6,7 +6,7 @@
  *   deno task bench:raft [--seconds 5] [--batch 1000] [--bytes 64]
  */
 import { parseArgs } from "node:util";
-import { sfc32 } from "../src/raft/prng.ts";
+import { sfc32 } from "../src/prng.ts";
 import { RaftNode } from "../src/raft/raft.ts";
 import { MemoryStorage } from "../src/raft/storage.ts";
 import type { Message } from "../src/raft/types.ts";

@@ -32,7 +32,7 @@
  *
  * @module
  */
-import { sfc32 } from "../../src/raft/prng.ts";
+import { sfc32 } from "../../src/prng.ts";
 import { PROXY_HEADER } from "./proxy.ts";
 
 /** The kinds of hostile request. */

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { sfc32 } from "../../src/raft/prng.ts";
+import { sfc32 } from "../../src/prng.ts";
 import {
   checkFiring,
   checkLinearizable,

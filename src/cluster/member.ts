@@ -13,7 +13,7 @@ import type { Database } from "../db/open.ts";
 import { raftRoutes } from "./raft_routes.ts";
 import type { Logger } from "../logger.ts";
 import type { NodeId } from "../raft/types.ts";
-import { sfc32 } from "../raft/prng.ts";
+import { sfc32 } from "../prng.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import {
   discoverWithRetry,

@@ -9,7 +9,7 @@ import {
   raftPath,
   routeOf,
 } from "../../src/cluster/codec.ts";
-import { randomInt, sfc32 } from "../../src/raft/prng.ts";
+import { randomInt, sfc32 } from "../../src/prng.ts";
 import type { Entry, EntryKind, Message, MessageType, NodeId } from "../../src/raft/types.ts";
 
 const MAX = Number.MAX_SAFE_INTEGER;

@@ -2,7 +2,7 @@
  * The core's contract with the shell, one behaviour per test.
  */
 import { InvariantError, RaftConfigError } from "../../src/raft/errors.ts";
-import { sfc32 } from "../../src/raft/prng.ts";
+import { sfc32 } from "../../src/prng.ts";
 import { RaftNode } from "../../src/raft/raft.ts";
 import { MemoryStorage } from "../../src/raft/storage.ts";
 import type { Message } from "../../src/raft/types.ts";

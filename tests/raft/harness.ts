@@ -3,7 +3,7 @@
  * messages move only when a test says so, through a filter that plays the network.
  */
 import type { RaftConfig } from "../../src/raft/config.ts";
-import { sfc32 } from "../../src/raft/prng.ts";
+import { sfc32 } from "../../src/prng.ts";
 import { RaftNode } from "../../src/raft/raft.ts";
 import { MemoryStorage } from "../../src/raft/storage.ts";
 import type { Entry, Message, NodeId, ReadState } from "../../src/raft/types.ts";

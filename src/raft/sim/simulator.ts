@@ -7,7 +7,7 @@
 import type { BugSwitches, RaftConfig } from "../config.ts";
 import { InvariantError } from "../errors.ts";
 import { decodeConfEntry } from "../membership.ts";
-import { randomInt, sfc32 } from "../prng.ts";
+import { randomInt, sfc32 } from "../../prng.ts";
 import { RaftNode } from "../raft.ts";
 import { MemoryStorage } from "../storage.ts";
 import type { ConfState, Entry, Message, NodeId, Ready, Snapshot } from "../types.ts";
