@@ -24,7 +24,7 @@ import {
 } from "./discovery.ts";
 import type { Member } from "./entry_codec.ts";
 import { ClusterRefusalError, ReplicatedLog } from "./replicated_log.ts";
-import { CLUSTER_AUTH_HEADER, RaftAuth } from "./codec.ts";
+import { CLUSTER_AUTH_HEADER, RaftAuth } from "./auth.ts";
 import { SqliteRaftStorage } from "./raft_storage.ts";
 import { HttpTransport } from "./transport.ts";
 import type { FaultHook } from "../faults.ts";
