@@ -13,13 +13,9 @@
  */
 import { raftRoutes } from "../src/cluster/raft_routes.ts";
 import { silentLogger } from "../src/logger.ts";
-import {
-  CodecError,
-  decodeMessages,
-  encodeMessages,
-  RaftAuth,
-  raftPath,
-} from "../src/cluster/codec.ts";
+import { RaftAuth } from "../src/cluster/auth.ts";
+import { CodecError, decodeMessages, encodeMessages } from "../src/cluster/codec.ts";
+import { raftPath } from "../src/cluster/route_table.ts";
 import { HttpTransport } from "../src/cluster/transport.ts";
 import { sfc32 } from "../src/prng.ts";
 import type { Entry, EntryKind, Message } from "../src/raft/types.ts";

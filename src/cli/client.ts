@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { executionJson, jobJson } from "../http/schemas.ts";
+import type { ClusterView, executionJson, HealthView, jobJson } from "../http/schemas.ts";
 
 export type JobJson = ReturnType<typeof jobJson>;
 export type ExecutionJson = ReturnType<typeof executionJson>;
@@ -125,11 +125,11 @@ export class TickraftClient {
     return this.request("POST", `/jobs/${encodeURIComponent(id)}/resume`);
   }
 
-  health(): Promise<JsonObject> {
+  health(): Promise<HealthView> {
     return this.request("GET", "/health");
   }
 
-  cluster(): Promise<JsonObject> {
+  cluster(): Promise<ClusterView> {
     return this.request("GET", "/debug/cluster");
   }
 

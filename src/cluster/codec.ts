@@ -1,12 +1,9 @@
 /**
- * The wire protocol of Raft RPCs between nodes, shared by the sending transport
- * (`src/cluster/transport.ts`) and the receiving routes (`src/cluster/raft_routes.ts`):
- *
- * - the body codec: a compact binary layout (version byte, LEB128 varints, raw entry and snapshot
- *   bytes), chosen over JSON after measuring both (docs/transport.md);
- * - the route of each message type (one request carries messages of one route);
- * - request authentication: HMAC-SHA256 under the cluster secret over (path, timestamp, body),
- *   with a replay window, compared in constant time.
+ * The body codec of Raft RPCs between nodes, shared by the sending transport
+ * (`src/cluster/transport.ts`) and the receiving routes (`src/cluster/raft_routes.ts`): a compact
+ * binary layout (version byte, LEB128 varints, raw entry and snapshot bytes), chosen over JSON
+ * after measuring both (docs/transport.md). Which route carries a message is
+ * `src/cluster/route_table.ts`; how a request is signed is `src/cluster/auth.ts`.
  *
  * Decoding never trusts the wire: every tag, integer range, length and boolean is checked, the
  * body must be consumed exactly, and any violation throws {@link CodecError}.
@@ -32,8 +29,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import { createHmac, timingSafeEqual } from "node:crypto";
 import type {
   Entry,
   EntryKind,
@@ -497,114 +492,4 @@ export function decodeMessages(bytes: Uint8Array): Message[] {
   for (let i = 0; i < n; i++) msgs.push(readMessage(r));
   if (r.remaining !== 0) throw new CodecError(`${r.remaining} trailing bytes after ${n} messages`);
   return msgs;
-}
-
-// ------------------------------------------------------------------------------------ routes
-
-/** The `/raft/` routes; each request carries messages of one route only. */
-export type RaftRoute = "append" | "vote" | "pre-vote" | "snapshot" | "timeout-now";
-
-/** Every route, in the order the server registers them. */
-export const RAFT_ROUTES: readonly RaftRoute[] = [
-  "append",
-  "vote",
-  "pre-vote",
-  "snapshot",
-  "timeout-now",
-];
-
-const ROUTE_OF: Record<MessageType, RaftRoute> = {
-  app: "append",
-  appResp: "append",
-  heartbeat: "append",
-  heartbeatResp: "append",
-  vote: "vote",
-  voteResp: "vote",
-  preVote: "pre-vote",
-  preVoteResp: "pre-vote",
-  snap: "snapshot",
-  snapResp: "snapshot",
-  timeoutNow: "timeout-now",
-};
-
-/** The route that carries messages of `type`. */
-export function routeOf(type: MessageType): RaftRoute {
-  return ROUTE_OF[type];
-}
-
-/** The URL path of a route, e.g. `/raft/pre-vote`. */
-export function raftPath(route: RaftRoute): string {
-  return `/raft/${route}`;
-}
-
-// ------------------------------------------------------------------------------------ auth
-
-/** How far a request's timestamp may be from the receiver's clock, either way. */
-export const RAFT_REPLAY_WINDOW_MS = 30_000;
-
-const AUTH_SCHEME = "Tickraft-HMAC-SHA256";
-const AUTH_PATTERN = /^Tickraft-HMAC-SHA256 ([0-9]{1,16}):([0-9a-f]{64})$/;
-
-/** A well-formed, fresh Authorization header, not yet checked against the body. */
-export interface RaftClaim {
-  readonly timestamp_ms: number;
-  readonly mac: Uint8Array;
-}
-
-/** Header of a request other than a Raft RPC (`POST /join`) signed with the cluster secret. */
-export const CLUSTER_AUTH_HEADER = "X-Tickraft-Cluster-Auth";
-
-/**
- * Signs and checks Raft requests with the cluster secret: `Authorization: Tickraft-HMAC-SHA256
- * <timestamp_ms>:<hex HMAC-SHA256 of "tickraft-raft-v1\n" + path + "\n" + timestamp_ms + "\n" +
- * body>`. The path in the MAC stops a body signed for one route from being accepted on another;
- * the timestamp bounds replays to {@link RAFT_REPLAY_WINDOW_MS} (a replay inside the window is a
- * duplicated message, which Raft tolerates). The secret itself never travels.
- *
- * Uses `node:crypto` (built into Deno and Bun, not a dependency): synchronous and streaming, so
- * the body is hashed in place, about 3x cheaper than `crypto.subtle` on small bodies
- * (docs/transport.md).
- */
-
-export class RaftAuth {
-  readonly #secret: Buffer;
-
-  /** Throws RangeError for an empty secret: an empty key would authenticate anyone. */
-  constructor(secret: string) {
-    if (secret.length === 0) throw new RangeError("the cluster secret must not be empty");
-    this.#secret = Buffer.from(secret, "utf8");
-  }
-
-  #mac(path: string, timestamp_ms: number, body: Uint8Array): Buffer {
-    return createHmac("sha256", this.#secret)
-      .update(`tickraft-raft-v1\n${path}\n${timestamp_ms}\n`)
-      .update(body)
-      .digest();
-  }
-
-  /** The Authorization header value for `body` posted to `path` at `timestamp_ms`. */
-  authorization(path: string, body: Uint8Array, timestamp_ms: number): string {
-    return `${AUTH_SCHEME} ${timestamp_ms}:${this.#mac(path, timestamp_ms, body).toString("hex")}`;
-  }
-
-  /**
-   * The header checks that need no body: well-formed, and its timestamp within the replay window
-   * of `now_ms`. Returns the claim, or why it was refused.
-   */
-  claim(header: string | undefined, now_ms: number): RaftClaim | string {
-    const match = header === undefined ? null : AUTH_PATTERN.exec(header);
-    if (match === null) return `missing or malformed Authorization (want ${AUTH_SCHEME})`;
-    const timestamp_ms = Number(match[1]);
-    if (Math.abs(now_ms - timestamp_ms) > RAFT_REPLAY_WINDOW_MS) {
-      return `timestamp ${timestamp_ms} is more than ${RAFT_REPLAY_WINDOW_MS} ms from ${now_ms}: ` +
-        "a replayed request, or the two nodes' clocks differ by more than that (sync them with NTP)";
-    }
-    return { timestamp_ms, mac: Buffer.from(match[2], "hex") };
-  }
-
-  /** Whether the claim's MAC matches `body` posted to `path` (constant-time compare). */
-  verify(claim: RaftClaim, path: string, body: Uint8Array): boolean {
-    const expected = this.#mac(path, claim.timestamp_ms, body);
-    return claim.mac.byteLength === expected.byteLength && timingSafeEqual(claim.mac, expected);
-  }
 }

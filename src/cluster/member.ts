@@ -12,7 +12,7 @@ import type { Config } from "../config.ts";
 import type { Database } from "../db/open.ts";
 import { raftRoutes } from "./raft_routes.ts";
 import type { Logger } from "../logger.ts";
-import type { NodeId } from "../raft/types.ts";
+import type { NodeId, Role } from "../raft/types.ts";
 import { sfc32 } from "../prng.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import {
@@ -24,9 +24,9 @@ import {
 } from "./discovery.ts";
 import type { Member } from "./entry_codec.ts";
 import { ClusterRefusalError, ReplicatedLog } from "./replicated_log.ts";
-import { CLUSTER_AUTH_HEADER, RaftAuth } from "./codec.ts";
+import { CLUSTER_AUTH_HEADER, RaftAuth } from "./auth.ts";
 import { SqliteRaftStorage } from "./raft_storage.ts";
-import { HttpTransport } from "./transport.ts";
+import { HttpTransport, type PeerStats } from "./transport.ts";
 import type { FaultHook } from "../faults.ts";
 import type { LogObserver } from "../log/local_log.ts";
 import type { StateMachine, TypedCommand } from "../log/state_machine.ts";
@@ -64,6 +64,23 @@ export interface FollowerView {
   role: "voter" | "learner";
   match_index: number | null;
   lag: number | null;
+}
+
+/**
+ * What a member reports of the cluster. The node serves it as `GET /debug/cluster`, typed there
+ * by `ClusterView` (src/http/schemas.ts), which this view must be assignable to.
+ */
+export interface MemberClusterView {
+  node_id: string;
+  role: Role;
+  leader: string | null;
+  term: number;
+  commit_index: number;
+  applied_index: number;
+  last_index: number;
+  members: FollowerView[];
+  /** Transport statistics by peer name. */
+  transport: Record<string, PeerStats>;
 }
 
 export class ClusterNode<C extends TypedCommand, E> {
@@ -270,7 +287,7 @@ export class ClusterNode<C extends TypedCommand, E> {
   }
 
   /** Members, roles, term, indexes and each follower's replication (on the leader). */
-  view(): Record<string, unknown> {
+  view(): MemberClusterView {
     const s = this.log.status();
     const progress = s.role === "leader" ? this.log.node.replication() : new Map();
     const members: FollowerView[] = [];

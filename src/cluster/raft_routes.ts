@@ -1,8 +1,8 @@
 /**
  * The Raft RPC routes, served on the API's port: `POST /raft/append`, `/raft/vote`,
  * `/raft/pre-vote`, `/raft/snapshot`, `/raft/timeout-now`. Each request carries a batch of
- * messages of its route in the binary codec of `src/cluster/codec.ts`, signed with the cluster
- * secret. The answer is only an acknowledgement of receipt (204): Raft responses travel back as
+ * messages of its route (`src/cluster/route_table.ts`) in the binary codec of
+ * `src/cluster/codec.ts`, signed with the cluster secret (`src/cluster/auth.ts`). The answer is only an acknowledgement of receipt (204): Raft responses travel back as
  * requests from the receiver's own transport.
  *
  * Order of checks, cheapest and least trusting first:
@@ -21,15 +21,9 @@
 import { type Context, Hono } from "hono";
 import type { Message, NodeId } from "../raft/types.ts";
 import { systemClock } from "../clock.ts";
-import {
-  CodecError,
-  decodeMessages,
-  RAFT_ROUTES,
-  RaftAuth,
-  raftPath,
-  type RaftRoute,
-  routeOf,
-} from "./codec.ts";
+import { RaftAuth } from "./auth.ts";
+import { CodecError, decodeMessages } from "./codec.ts";
+import { RAFT_ROUTES, raftPath, type RaftRoute, routeOf } from "./route_table.ts";
 
 /** What the Raft routes need from the node. */
 export interface RaftRoutesOptions {

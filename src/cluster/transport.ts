@@ -22,16 +22,9 @@
 import type { Logger } from "../logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { systemClock } from "../clock.ts";
-import {
-  encodeMessages,
-  messageBytes,
-  RAFT_CONTENT_TYPE,
-  RAFT_ROUTES,
-  RaftAuth,
-  raftPath,
-  type RaftRoute,
-  routeOf,
-} from "./codec.ts";
+import { RaftAuth } from "./auth.ts";
+import { encodeMessages, messageBytes, RAFT_CONTENT_TYPE } from "./codec.ts";
+import { RAFT_ROUTES, raftPath, type RaftRoute, routeOf } from "./route_table.ts";
 
 /** Hooks for metrics: every message handed to `send` ends up in `sent` or `dropped`. */
 export interface TransportObserver {

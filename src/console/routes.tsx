@@ -22,10 +22,8 @@ import { CapacityError, ConflictError, NotFoundError, ValidationError } from "..
 import type { JobStatus } from "../scheduler/model.ts";
 import type { LatenessRing } from "../scheduler/lateness.ts";
 import {
-  type ClusterView,
   type CreateForm,
   EMPTY_FORM,
-  type HealthView,
   JobPage,
   JobsPage,
   LoginPage,
@@ -106,7 +104,6 @@ function createBody(form: CreateForm, limits: InputLimits): unknown {
 export function consoleRoutes(deps: ConsoleDeps): Hono {
   const app = new Hono();
   const { service } = deps;
-  const health = () => deps.node.health() as unknown as HealthView;
 
   const jobsPage = async (
     c: Context,
@@ -135,7 +132,7 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
       : `/console/jobs?${new URLSearchParams({ ...filters, cursor: page.next_cursor })}`;
     return c.html(
       <JobsPage
-        health={health()}
+        health={deps.node.health()}
         jobs={page.jobs.map(jobJson)}
         next={next}
         filters={filters}
@@ -157,13 +154,13 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
       job = await service.get(id);
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
-      return c.html(<NotFoundPage health={health()} message={error.message} />, 404);
+      return c.html(<NotFoundPage health={deps.node.health()} message={error.message} />, 404);
     }
     const cursor = c.req.query("cursor");
     const page = await service.executions(id, PAGE_SIZE, cursor === "" ? undefined : cursor);
     return c.html(
       <JobPage
-        health={health()}
+        health={deps.node.health()}
         job={jobJson(job)}
         executions={page.executions.map(executionJson)}
         next={page.next_cursor === null
@@ -216,8 +213,8 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
   app.get("/", (c) =>
     c.html(
       <OverviewPage
-        health={health()}
-        cluster={deps.node.cluster() as unknown as ClusterView}
+        health={deps.node.health()}
+        cluster={deps.node.cluster()}
         lateness={deps.lateness.summary()}
         bucket_ms={deps.lateness.bucket_ms}
       />,

@@ -5,43 +5,13 @@
  */
 import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
-import type { executionJson, jobJson } from "../http/schemas.ts";
+import type { ClusterView, executionJson, HealthView, jobJson } from "../http/schemas.ts";
 import { JOB_STATUSES } from "../scheduler/model.ts";
 import { formatSeconds, LatenessChart } from "./chart.tsx";
 import type { LatenessBucket } from "../scheduler/lateness.ts";
 
 export type JobView = ReturnType<typeof jobJson>;
 export type ExecutionView = ReturnType<typeof executionJson>;
-
-/** The parts of `NodeView.health()` the console reads. */
-export interface HealthView {
-  node_id: string;
-  mode: string;
-  role: string;
-  leader: string | null;
-  firing: boolean;
-  uptime_seconds: number;
-  applied_index: number;
-  jobs: { total: number; limit: number; by_status: Record<string, number> };
-  queue: { timer_entries: number; inflight_deliveries: number; max_inflight_deliveries: number };
-}
-
-/** The parts of `NodeView.cluster()` the console reads. */
-export interface ClusterView {
-  node_id: string;
-  role: string;
-  leader: string | null;
-  term: number;
-  commit_index: number;
-  applied_index: number;
-  members: {
-    id: string;
-    address: string;
-    role: string;
-    match_index: number | null;
-    lag: number | null;
-  }[];
-}
 
 const CSS = `
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}

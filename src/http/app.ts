@@ -11,25 +11,17 @@ import { errorResponse, PayloadTooLargeError } from "./errors.ts";
 import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster_routes.ts";
 import { type JobsDeps, jobsRoutes } from "./jobs.ts";
 import { serveOpenApi } from "./openapi.ts";
-
-/** `/health`: `status` is `ok`, `degraded` or `failed` (a vital loop stopped: 503). */
-export type HealthReport = { status: "ok" | "degraded" | "failed" } & Record<string, unknown>;
-
-/** `/ready`: whether a load balancer should send this node traffic, and why not. */
-export interface ReadyReport {
-  ready: boolean;
-  reason: string | null;
-  leader: string | null;
-  applied_index: number;
-  commit_index: number;
-}
+import type { ClusterView, HealthView, ReadyView } from "./schemas.ts";
 
 /** What the node exposes to the system routes. */
 export interface NodeView {
   node_id: string;
-  health(): HealthReport;
-  ready(): ReadyReport;
-  cluster(): Record<string, unknown>;
+  /** `/health`: `status` is `ok`, `degraded` or `failed` (a vital loop stopped: 503). */
+  health(): HealthView;
+  /** `/ready`: whether a load balancer should send this node traffic, and why not. */
+  ready(): ReadyView;
+  /** `/debug/cluster`: this node's view of the members, terms and indexes. */
+  cluster(): ClusterView;
   metricsText(): Promise<string>;
   observeRequest(method: string, route: string, status: number, seconds: number): void;
 }

@@ -3,7 +3,7 @@
  * secret: an admin token (API_TOKENS_ADMIN) may do everything, a read token (API_TOKENS_READ) only
  * GET and HEAD. With both lists empty the API is open, as before tokens existed.
  *
- * Not checked here: `/raft/*` (signed with the cluster secret, see raft.ts), the OpenAPI document
+ * Not checked here: `/raft/*` (signed with the cluster secret, see src/cluster/raft_routes.ts), the OpenAPI document
  * and its UI (they describe the API and hold no data), and `/health` and `/metrics` while
  * AUTH_OPEN_HEALTH is true (load balancers and Prometheus scrape them without a token).
  *
@@ -16,7 +16,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { CLUSTER_AUTH_HEADER, RaftAuth } from "../cluster/codec.ts";
+import { CLUSTER_AUTH_HEADER, RaftAuth } from "../cluster/auth.ts";
 import { DOCS_PATH, OPENAPI_PATH } from "./openapi.ts";
 
 /** Why a request was refused: no bearer token, an unknown one, a read token on a write. */

@@ -10,7 +10,7 @@ import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
 import { swaggerUI } from "@hono/swagger-ui";
 import type { Handler } from "hono";
 import { z } from "zod";
-import { RAFT_ROUTES, raftPath } from "../cluster/codec.ts";
+import { RAFT_ROUTES, raftPath } from "../cluster/route_table.ts";
 import {
   clusterViewSchema,
   errorSchema,

@@ -314,7 +314,7 @@ export const deletedSchema = z.object({ id: z.string(), deleted: z.literal(true)
 export const triggeredSchema = z.object({ job_id: z.string(), execution_id: z.string() })
   .strict();
 
-/** `GET /health`. */
+/** `GET /ready`. */
 export const readySchema = z.object({
   ready: z.boolean(),
   reason: z.string().nullable().meta({
@@ -324,6 +324,11 @@ export const readySchema = z.object({
   applied_index: z.number().int(),
   commit_index: z.number().int().meta({ description: "The commit index this node knows" }),
 }).meta({ id: "Ready" });
+
+/** `GET /ready` as the node builds it and its readers see it. */
+export type ReadyView = z.infer<typeof readySchema>;
+
+/** `GET /health`. */
 
 export const healthSchema = z.object({
   status: z.enum(["ok", "degraded", "failed"]).meta({
@@ -364,6 +369,12 @@ export const healthSchema = z.object({
   }),
 }).meta({ id: "Health" });
 
+/**
+ * `GET /health` as the node builds it (`NodeView.health()`) and every reader sees it: the
+ * console, the CLI and the tests take this type instead of declaring their own.
+ */
+export type HealthView = z.infer<typeof healthSchema>;
+
 /** `GET /debug/cluster`. */
 export const clusterViewSchema = z.object({
   node_id: z.string(),
@@ -384,6 +395,12 @@ export const clusterViewSchema = z.object({
     description: "Per-peer transport statistics (cluster mode)",
   }),
 }).meta({ id: "ClusterView" });
+
+/**
+ * `GET /debug/cluster` as the node builds it (`NodeView.cluster()`) and every reader sees it:
+ * the console, the CLI and the tests take this type instead of declaring their own.
+ */
+export type ClusterView = z.infer<typeof clusterViewSchema>;
 
 /** A job as the API shows it (the secret is never shown). */
 export function jobJson(job: JobRecord): z.output<typeof jobSchema> {

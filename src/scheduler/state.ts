@@ -24,22 +24,43 @@
  * What is left is the write itself (disk full, I/O error): the caller stops the node.
  * `load` reads back what apply wrote and throws `CorruptDataError` (`src/db/corrupt.ts`) for a
  * row it cannot index.
+ *
+ * The SQL text (statements, column lists, the load queries) is in `src/scheduler/job_tables.ts`,
+ * the module that owns the jobs and executions tables: this file decides, that one writes.
  */
 import type { InStatement } from "@libsql/client/node";
-import { CorruptDataError, FIX_SINGLE_NODE, isSqliteCorruption } from "../db/corrupt.ts";
+import { CorruptDataError, isSqliteCorruption } from "../db/corrupt.ts";
 import type { Database } from "../db/open.ts";
 import type { Applied as LogApplied, ApplyErrorCode, StateMachine } from "../log/state_machine.ts";
 import { validateCommands } from "./command_codec.ts";
 import { type Command, JOB_COMMAND_TYPES } from "./commands.ts";
 import {
-  type ExecutionRecord,
-  type ExecutionStatus,
-  JOB_STATUSES,
-  type JobRecord,
-  type JobStatus,
-  type JobType,
-  type OverlapPolicy,
-  type Trigger,
+  activeExecutionRows,
+  advanceJob,
+  cancelJob,
+  checkAppliedIndex,
+  countJobAttempt,
+  deleteJob,
+  endAttempt,
+  FIX_STATE,
+  insertExecution,
+  insertJobs,
+  jobIndexPages,
+  pauseJob,
+  pruneExecutions,
+  scheduleJob,
+  settleJob,
+  startAttempt,
+  stopExecutions,
+  triggerJob,
+} from "./job_tables.ts";
+import type {
+  ExecutionStatus,
+  JobRecord,
+  JobStatus,
+  JobType,
+  OverlapPolicy,
+  Trigger,
 } from "./model.ts";
 
 /** What the timing engine and the executor must do after a commit. */
@@ -86,91 +107,6 @@ export function runningCount(job: JobIndexEntry): number {
 /** Output of applying one command. */
 type Applied = LogApplied<Effect>;
 
-/** How to recover from a corrupt `node.db`, alone or in a cluster. */
-const FIX_STATE =
-  `${FIX_SINGLE_NODE}; in a cluster, move the data directory aside and rejoin to copy the state from a peer`;
-
-/** Rows read per query when the index is rebuilt. */
-const LOAD_PAGE_ROWS = 10_000;
-
-const INTERNED = new Map<string, string>(
-  ["once", "cron", "interval", "allow", "forbid", "replace", ...JOB_STATUSES].map((s) => [s, s]),
-);
-
-/**
- * The shared instance of a known enum string of the `column` of job `id`; anything else is a
- * row apply never wrote.
- */
-function intern<T extends string>(value: unknown, column: string, id: string): T {
-  const known = typeof value === "string" ? INTERNED.get(value) : undefined;
-  if (known === undefined) {
-    throw new CorruptDataError(
-      { file: "node.db", what: `job ${id}` },
-      `${column} is ${JSON.stringify(value)}`,
-      FIX_STATE,
-    );
-  }
-  return known as T;
-}
-
-/** Column order of `jobs`, shared by inserts and row decoding. */
-export const JOB_COLUMNS = [
-  "id",
-  "name",
-  "type",
-  "type_alias",
-  "run_at",
-  "cron_expression",
-  "interval_ms",
-  "timezone",
-  "starts_at",
-  "ends_at",
-  "webhook_url",
-  "method",
-  "headers",
-  "payload",
-  "secret",
-  "overlap_policy",
-  "catchup_window_ms",
-  "max_attempts",
-  "timeout_ms",
-  "idempotency_key",
-  "status",
-  "next_fire_at",
-  "created_at",
-  "updated_at",
-  "cancel_reason",
-  "last_run_at",
-  "last_status",
-  "attempt_count",
-  "run_count",
-] as const;
-
-const JOB_INSERT_ROWS_MAX = 50;
-
-function jobArgs(job: JobRecord): (string | number | null)[] {
-  return JOB_COLUMNS.map((column) => {
-    const value = job[column];
-    if (column === "headers" || column === "payload") return JSON.stringify(value ?? null);
-    return value as string | number | null;
-  });
-}
-
-function insertJobs(records: JobRecord[]): InStatement[] {
-  const statements: InStatement[] = [];
-  const placeholders = `(${JOB_COLUMNS.map(() => "?").join(",")})`;
-  for (let i = 0; i < records.length; i += JOB_INSERT_ROWS_MAX) {
-    const chunk = records.slice(i, i + JOB_INSERT_ROWS_MAX);
-    statements.push({
-      sql: `INSERT INTO jobs (${JOB_COLUMNS.join(",")}) VALUES ${
-        chunk.map(() => placeholders).join(",")
-      }`,
-      args: chunk.flatMap(jobArgs),
-    });
-  }
-  return statements;
-}
-
 function fail(code: ApplyErrorCode, message: string): Applied {
   return { result: { ok: false, code, message }, statements: [], effects: [] };
 }
@@ -202,58 +138,34 @@ export class SchedulerState implements StateMachine<Command, Effect> {
   }
 
   async #load(db: Database): Promise<void> {
-    const applied = await db.client.execute("SELECT value FROM meta WHERE key = 'applied_index'");
-    if (applied.rows.length > 0 && !/^(0|[1-9][0-9]{0,15})$/.test(String(applied.rows[0].value))) {
-      throw new CorruptDataError(
-        { file: "node.db", what: "the applied index (meta.applied_index)" },
-        `it is ${JSON.stringify(applied.rows[0].value)}`,
-        FIX_STATE,
-      );
-    }
+    await checkAppliedIndex(db);
     this.jobs.clear();
     this.idempotency.clear();
     this.active.clear();
-    // Paged by id, and the repeated names interned: one query over a million rows would hold a
-    // million row objects at once, and every row's "pending" would be a string of its own.
-    let after = "";
-    for (;;) {
-      const rows = await db.client.execute({
-        sql:
-          "SELECT id, type, status, next_fire_at, overlap_policy, idempotency_key FROM jobs WHERE id > ? ORDER BY id LIMIT ?",
-        args: [after, LOAD_PAGE_ROWS],
-      });
-      for (const row of rows.rows) {
-        const id = row.id as string;
-        const key = row.idempotency_key as string | null;
-        this.jobs.set(id, {
-          type: intern<JobType>(row.type, "type", id),
-          status: intern<JobStatus>(row.status, "status", id),
-          next_fire_at: row.next_fire_at === null ? null : Number(row.next_fire_at),
-          overlap_policy: intern<OverlapPolicy>(row.overlap_policy, "overlap_policy", id),
-          idempotency_key: key,
+    for await (const page of jobIndexPages(db)) {
+      for (const row of page) {
+        this.jobs.set(row.id, {
+          type: row.type,
+          status: row.status,
+          next_fire_at: row.next_fire_at,
+          overlap_policy: row.overlap_policy,
+          idempotency_key: row.idempotency_key,
           active: null,
         });
-        if (key !== null) this.idempotency.set(key, id);
+        if (row.idempotency_key !== null) this.idempotency.set(row.idempotency_key, row.id);
       }
-      if (rows.rows.length < LOAD_PAGE_ROWS) break;
-      after = rows.rows[rows.rows.length - 1].id as string;
     }
-    const execs = await db.client.execute(
-      "SELECT id, job_id, status, attempt, scheduled_at, trigger, next_attempt_at FROM executions WHERE status IN ('in_progress', 'retrying')",
-    );
-    for (const row of execs.rows) {
-      const id = row.id as string;
-      const job_id = row.job_id as string;
-      this.active.set(id, {
-        job_id,
-        status: row.status as "in_progress" | "retrying",
-        attempt: Number(row.attempt),
-        scheduled_at: Number(row.scheduled_at),
-        trigger: row.trigger as Trigger,
-        next_attempt_at: row.next_attempt_at === null ? null : Number(row.next_attempt_at),
+    for (const row of await activeExecutionRows(db)) {
+      this.active.set(row.id, {
+        job_id: row.job_id,
+        status: row.status,
+        attempt: row.attempt,
+        scheduled_at: row.scheduled_at,
+        trigger: row.trigger,
+        next_attempt_at: row.next_attempt_at,
       });
-      const job = this.jobs.get(job_id);
-      if (job !== undefined) (job.active ??= []).push(id);
+      const job = this.jobs.get(row.job_id);
+      if (job !== undefined) (job.active ??= []).push(row.id);
     }
   }
 
@@ -338,10 +250,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
     effects.push({ kind: "job_timer", job_id: cmd.job_id, due_ms: null });
     return {
       result: { ok: true },
-      statements: [
-        { sql: "DELETE FROM executions WHERE job_id = ?", args: [cmd.job_id] },
-        { sql: "DELETE FROM jobs WHERE id = ?", args: [cmd.job_id] },
-      ],
+      statements: deleteJob(cmd.job_id),
       effects,
     };
   }
@@ -363,12 +272,8 @@ export class SchedulerState implements StateMachine<Command, Effect> {
     return {
       result: { ok: true },
       statements: [
-        {
-          sql:
-            "UPDATE jobs SET status = 'cancelled', next_fire_at = NULL, cancel_reason = ?, updated_at = ? WHERE id = ?",
-          args: [cmd.reason, cmd.at, cmd.job_id],
-        },
-        ...this.#finishStatements(stoppedIds, "cancelled", cmd.at, "job cancelled"),
+        cancelJob(cmd.job_id, cmd.reason, cmd.at),
+        ...stopExecutions(stoppedIds, "cancelled", cmd.at, "job cancelled"),
       ],
       effects,
     };
@@ -384,10 +289,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
     job.next_fire_at = null;
     return {
       result: { ok: true },
-      statements: [{
-        sql: "UPDATE jobs SET status = 'paused', next_fire_at = NULL, updated_at = ? WHERE id = ?",
-        args: [cmd.at, cmd.job_id],
-      }],
+      statements: [pauseJob(cmd.job_id, cmd.at)],
       effects: [{ kind: "job_timer", job_id: cmd.job_id, due_ms: null }],
     };
   }
@@ -404,10 +306,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
     job.status = this.#settledStatus(job, "completed");
     return {
       result: { ok: true },
-      statements: [{
-        sql: "UPDATE jobs SET status = ?, next_fire_at = ?, updated_at = ? WHERE id = ?",
-        args: [job.status, cmd.next_fire_at, cmd.at, cmd.job_id],
-      }],
+      statements: [scheduleJob(cmd.job_id, job.status, cmd.next_fire_at, cmd.at)],
       effects: [{ kind: "job_timer", job_id: cmd.job_id, due_ms: cmd.next_fire_at }],
     };
   }
@@ -460,37 +359,26 @@ export class SchedulerState implements StateMachine<Command, Effect> {
       }));
     }
     job.next_fire_at = cmd.next_fire_at;
-    let runIncrement = 0;
     if (cmd.start !== null) {
       if (job.overlap_policy === "replace" && runningCount(job) > 0) {
         const replaced = activeIds(job);
         effects.push(...this.#stopActive(job, "replaced"));
         statements.push(
-          ...this.#finishStatements(replaced, "replaced", cmd.at, "replaced by a newer occurrence"),
+          ...stopExecutions(replaced, "replaced", cmd.at, "replaced by a newer occurrence"),
         );
       }
       this.#startExecution(job, cmd.job_id, cmd.start, cmd.at, statements, effects);
-      runIncrement = 1;
     }
     if (cmd.start === null && cmd.missed !== null && job.type === "once") job.status = "missed";
     else job.status = this.#settledStatus(job, "completed");
-    statements.push({
-      sql:
-        `UPDATE jobs SET status = ?, next_fire_at = ?, updated_at = ?, run_count = run_count + ?, attempt_count = attempt_count + ?, last_run_at = CASE WHEN ? = 1 THEN ? ELSE last_run_at END${
-          cmd.start === null ? ", last_status = ?" : ""
-        } WHERE id = ?`,
-      args: [
-        job.status,
-        job.next_fire_at,
-        cmd.at,
-        runIncrement,
-        runIncrement,
-        runIncrement,
-        cmd.at,
-        ...(cmd.start === null ? [cmd.skipped !== null ? "skipped" : "missed"] : []),
-        cmd.job_id,
-      ],
-    });
+    statements.push(advanceJob({
+      job_id: cmd.job_id,
+      status: job.status,
+      next_fire_at: job.next_fire_at,
+      at: cmd.at,
+      started: cmd.start !== null,
+      last_status: cmd.start !== null ? null : cmd.skipped !== null ? "skipped" : "missed",
+    }));
     effects.push({ kind: "job_timer", job_id: cmd.job_id, due_ms: job.next_fire_at });
     return { result: { ok: true }, statements, effects };
   }
@@ -516,7 +404,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
       const replaced = activeIds(job);
       effects.push(...this.#stopActive(job, "replaced"));
       statements.push(
-        ...this.#finishStatements(replaced, "replaced", cmd.at, "replaced by a manual run"),
+        ...stopExecutions(replaced, "replaced", cmd.at, "replaced by a manual run"),
       );
     }
     this.#startExecution(
@@ -532,11 +420,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
       effects,
     );
     if (job.status !== "paused") job.status = "in_progress";
-    statements.push({
-      sql:
-        "UPDATE jobs SET status = ?, updated_at = ?, run_count = run_count + 1, attempt_count = attempt_count + 1, last_run_at = ? WHERE id = ?",
-      args: [job.status, cmd.at, cmd.at, cmd.job_id],
-    });
+    statements.push(triggerJob(cmd.job_id, job.status, cmd.at));
     return { result: { ok: true }, statements, effects };
   }
 
@@ -559,15 +443,8 @@ export class SchedulerState implements StateMachine<Command, Effect> {
     return {
       result: { ok: true },
       statements: [
-        {
-          sql:
-            "UPDATE executions SET status = 'in_progress', attempt = ?, next_attempt_at = NULL, redeliveries = redeliveries + ? WHERE id = ?",
-          args: [cmd.attempt, cmd.redelivery ? 1 : 0, cmd.execution_id],
-        },
-        {
-          sql: "UPDATE jobs SET attempt_count = attempt_count + 1, updated_at = ? WHERE id = ?",
-          args: [cmd.at, exec.job_id],
-        },
+        startAttempt(cmd.execution_id, cmd.attempt, cmd.redelivery),
+        countJobAttempt(exec.job_id, cmd.at),
       ],
       effects: [
         { kind: "retry_timer", execution_id: cmd.execution_id, due_ms: null },
@@ -585,21 +462,17 @@ export class SchedulerState implements StateMachine<Command, Effect> {
     const o = cmd.outcome;
     const retrying = !o.ok && cmd.retry_at !== null;
     const status: ExecutionStatus = o.ok ? "completed" : retrying ? "retrying" : "failed";
-    const statements: InStatement[] = [{
-      sql:
-        "UPDATE executions SET status = ?, finished_at = ?, status_code = ?, error_class = ?, error = ?, duration_ms = ?, response_excerpt = ?, next_attempt_at = ? WHERE id = ?",
-      args: [
-        status,
-        retrying ? null : cmd.at,
-        o.status_code,
-        o.error_class,
-        o.error,
-        o.duration_ms,
-        o.response_excerpt,
-        retrying ? cmd.retry_at : null,
-        cmd.execution_id,
-      ],
-    }];
+    const statements: InStatement[] = [endAttempt({
+      execution_id: cmd.execution_id,
+      status,
+      finished_at: retrying ? null : cmd.at,
+      status_code: o.status_code,
+      error_class: o.error_class,
+      error: o.error,
+      duration_ms: o.duration_ms,
+      response_excerpt: o.response_excerpt,
+      next_attempt_at: retrying ? cmd.retry_at : null,
+    })];
     const effects: Effect[] = [];
     if (retrying) {
       exec.status = "retrying";
@@ -614,10 +487,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
       }
     }
     if (job !== undefined) {
-      statements.push({
-        sql: "UPDATE jobs SET status = ?, last_status = ?, updated_at = ? WHERE id = ?",
-        args: [job.status, status, cmd.at, exec.job_id],
-      });
+      statements.push(settleJob(exec.job_id, job.status, status, cmd.at));
     }
     return { result: { ok: true }, statements, effects };
   }
@@ -625,17 +495,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
   #prune(cmd: Extract<Command, { type: "history.prune" }>): Applied {
     return {
       result: { ok: true },
-      statements: [
-        {
-          sql: "DELETE FROM executions WHERE finished_at IS NOT NULL AND finished_at < ?",
-          args: [cmd.before],
-        },
-        {
-          sql:
-            "DELETE FROM executions WHERE id IN (SELECT id FROM (SELECT id, finished_at, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY scheduled_at DESC, id DESC) AS n FROM executions) WHERE n > ? AND finished_at IS NOT NULL)",
-          args: [cmd.per_job_max],
-        },
-      ],
+      statements: pruneExecutions(cmd.before, cmd.per_job_max),
       effects: [],
     };
   }
@@ -688,44 +548,4 @@ export class SchedulerState implements StateMachine<Command, Effect> {
       { kind: "abort", execution_ids: ids, reason },
     ];
   }
-
-  #finishStatements(
-    ids: string[],
-    status: "cancelled" | "replaced",
-    at: number,
-    error: string,
-  ): InStatement[] {
-    return ids.map((id) => ({
-      sql:
-        "UPDATE executions SET status = ?, finished_at = ?, error = ?, next_attempt_at = NULL WHERE id = ?",
-      args: [status, at, error, id],
-    }));
-  }
-}
-
-/** Fields of a new execution row; the rest start empty. */
-type NewExecution =
-  & Pick<
-    ExecutionRecord,
-    "id" | "job_id" | "scheduled_at" | "trigger" | "status" | "attempt" | "started_at"
-  >
-  & Partial<Pick<ExecutionRecord, "finished_at" | "error" | "missed_count">>;
-
-function insertExecution(e: NewExecution): InStatement {
-  return {
-    sql:
-      "INSERT OR REPLACE INTO executions (id, job_id, scheduled_at, trigger, status, attempt, started_at, finished_at, status_code, error_class, error, duration_ms, next_attempt_at, redeliveries, missed_count, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL, NULL, 0, ?, NULL)",
-    args: [
-      e.id,
-      e.job_id,
-      e.scheduled_at,
-      e.trigger,
-      e.status,
-      e.attempt,
-      e.started_at,
-      e.finished_at ?? null,
-      e.error ?? null,
-      e.missed_count ?? 0,
-    ],
-  };
 }

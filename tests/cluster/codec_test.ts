@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
+import { RAFT_REPLAY_WINDOW_MS, RaftAuth } from "../../src/cluster/auth.ts";
 import {
   CodecError,
   decodeMessages,
   encodeMessages,
   messageBytes,
-  RAFT_REPLAY_WINDOW_MS,
-  RaftAuth,
-  raftPath,
-  routeOf,
 } from "../../src/cluster/codec.ts";
+import { raftPath, routeOf } from "../../src/cluster/route_table.ts";
 import { randomInt, sfc32 } from "../../src/prng.ts";
 import type { Entry, EntryKind, Message, MessageType, NodeId } from "../../src/raft/types.ts";
 

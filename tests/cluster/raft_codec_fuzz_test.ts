@@ -8,16 +8,14 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { raftRoutes } from "../../src/cluster/raft_routes.ts";
+import { RaftAuth } from "../../src/cluster/auth.ts";
 import {
   CodecError,
   decodeMessages,
   encodeMessages,
   messageBytes,
-  RAFT_ROUTES,
-  RaftAuth,
-  raftPath,
-  routeOf,
 } from "../../src/cluster/codec.ts";
+import { RAFT_ROUTES, raftPath, routeOf } from "../../src/cluster/route_table.ts";
 import type { Entry, Message } from "../../src/raft/types.ts";
 import { fuzzRuns } from "../support/command_arbitraries.ts";
 

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { raftRoutes } from "../../src/cluster/raft_routes.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { encodeMessages, RaftAuth, raftPath } from "../../src/cluster/codec.ts";
+import { RaftAuth } from "../../src/cluster/auth.ts";
+import { encodeMessages } from "../../src/cluster/codec.ts";
+import { raftPath } from "../../src/cluster/route_table.ts";
 import {
   HttpTransport,
   type HttpTransportOptions,

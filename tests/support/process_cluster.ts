@@ -15,28 +15,11 @@
  *
  * @module
  */
+import type { ClusterView } from "../../src/http/schemas.ts";
 import { eventually, type NodeProcess, spawnNode } from "./process.ts";
 
 /** The `CLUSTER_SECRET` every test node shares. */
 export const CLUSTER_SECRET = "cluster-test-secret-0123456789";
-
-/** `GET /debug/cluster` as the tests read it. */
-export interface ClusterView {
-  node_id: string;
-  role: string;
-  leader: string | null;
-  term: number;
-  commit_index: number;
-  applied_index: number;
-  last_index: number;
-  members: {
-    id: string;
-    address: string;
-    role: "voter" | "learner";
-    match_index: number | null;
-    lag: number | null;
-  }[];
-}
 
 /** Nodes of one test cluster. */
 export interface Cluster {
