@@ -6,21 +6,6 @@ import { RaftConfigError } from "./errors.ts";
 import type { NodeId } from "./types.ts";
 import type { Storage } from "./storage.ts";
 
-/**
- * Test-only fault injection: each switch re-introduces one classic Raft bug, so the simulator's
- * checkers can be shown to catch it. All are off by default; production code never sets them.
- */
-export interface BugSwitches {
-  /** Grant a vote without reporting it in the hard state, so it is never persisted. */
-  readonly voteBeforePersist?: boolean;
-  /** Commit by counting replicas of an earlier term's entry (what Raft §5.4.2 forbids). */
-  readonly commitPreviousTermByCount?: boolean;
-  /** Answer ReadIndex before the leader has committed an entry of its own term (thesis §6.4). */
-  readonly readIndexBeforeOwnTermCommit?: boolean;
-  /** A leader never steps down when it hears from no quorum (check-quorum, thesis §6.2). */
-  readonly noCheckQuorumStepDown?: boolean;
-}
-
 /** How leaders serve reads: a quorum round per batch (`safe`) or a clock-bounded lease. */
 export type ReadMode = "safe" | "lease";
 
@@ -59,11 +44,10 @@ export interface RaftConfig {
    * heartbeat round a quorum acknowledged. See docs/raft.md.
    */
   readonly leaseDriftPercent?: number;
-  readonly bugs?: BugSwitches;
 }
 
 /** A `RaftConfig` with every default filled in. */
-export type ResolvedConfig = Required<Omit<RaftConfig, "bugs">> & { readonly bugs: BugSwitches };
+export type ResolvedConfig = Required<RaftConfig>;
 
 /** Fills defaults and rejects configurations that cannot be safe. */
 export function resolveConfig(config: RaftConfig): ResolvedConfig {
@@ -83,7 +67,6 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     readMode: "safe",
     leaseDriftPercent: 10,
     ...config,
-    bugs: config.bugs ?? {},
   };
   if (!(resolved.id > 0)) throw new RaftConfigError("id must be a positive integer");
   if (resolved.heartbeatTicks < 1) throw new RaftConfigError("heartbeatTicks must be ≥ 1");

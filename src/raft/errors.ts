@@ -1,6 +1,6 @@
 /**
- * A broken invariant of the consensus core. It means a bug (or a test-only bug switch): the
- * simulator stops on it and prints the seed.
+ * A broken invariant of the consensus core. It means the core is wrong: the simulator stops on
+ * it and prints the seed.
  */
 export class InvariantError extends Error {
   constructor(message: string) {

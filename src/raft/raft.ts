@@ -97,8 +97,6 @@ export class RaftNode {
 
   private term = 0;
   private vote: NodeId = NONE;
-  /** The vote as reported for persistence; differs from `vote` only under a test bug switch. */
-  private voteReported: NodeId = NONE;
   private role: Role = "follower";
   private leader: NodeId = NONE;
 
@@ -146,7 +144,6 @@ export class RaftNode {
     this.log = new RaftLog(storage, Math.max(hardState.commit, applied), applied);
     this.term = hardState.term;
     this.vote = hardState.vote;
-    this.voteReported = hardState.vote;
     this.baseConf = conf;
     this.conf = conf;
     this.loadConfEntries();
@@ -265,9 +262,7 @@ export class RaftNode {
     if (this.role !== "leader") return this.reject("notLeader");
     const queued = this.pendingReads.length + this.readsAwaitingOwnTermCommit.length;
     if (queued >= this.cfg.maxPendingReads) return this.reject("tooManyReads");
-    const ownTerm = this.committedInOwnTerm() ||
-      this.cfg.bugs.readIndexBeforeOwnTermCommit === true;
-    if (!ownTerm) {
+    if (!this.committedInOwnTerm()) {
       // thesis §6.4 step 1: a new leader does not know the commit index until it has committed
       // an entry of its term (its empty entry); reads wait for that.
       this.readsAwaitingOwnTermCommit.push(ctx);
@@ -406,7 +401,6 @@ export class RaftNode {
   private becomeCandidate(): void {
     this.setTerm(this.term + 1);
     this.vote = this.id;
-    this.voteReported = this.id;
     this.role = "candidate";
     this.leader = NONE;
     this.resetRoleState();
@@ -449,7 +443,6 @@ export class RaftNode {
     if (term > this.term) {
       this.term = term;
       this.vote = NONE;
-      this.voteReported = NONE;
     }
   }
 
@@ -474,13 +467,11 @@ export class RaftNode {
     this.electionElapsed++;
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
-      if (this.cfg.checkQuorum) {
-        // thesis §6.2: a leader that heard from no quorum for an election timeout steps down,
-        // so clients can find the real leader and its reads cannot go stale.
-        if (!this.quorumActive() && !this.cfg.bugs.noCheckQuorumStepDown) {
-          this.becomeFollower(this.term, NONE);
-          return;
-        }
+      // thesis §6.2: a leader that heard from no quorum for an election timeout steps down,
+      // so clients can find the real leader and its reads cannot go stale.
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, NONE);
+        return;
       }
     }
     if (this.transferee !== NONE && ++this.transferElapsed >= this.cfg.electionTicks) {
@@ -557,10 +548,9 @@ export class RaftNode {
     if (grant && !pre) {
       assert(this.vote === NONE || this.vote === m.from, `second vote in term ${this.term}`);
       this.electionElapsed = 0;
-      this.vote = m.from;
       // The vote reaches the hard state of this Ready, so it is on disk before the answer leaves
-      // (§5.1 Figure 2) — unless the test-only bug switch hides it from persistence.
-      if (!this.cfg.bugs.voteBeforePersist) this.voteReported = m.from;
+      // (§5.1 Figure 2).
+      this.vote = m.from;
     }
   }
 
@@ -835,9 +825,7 @@ export class RaftNode {
     if (index <= this.log.committed) return false;
     // §5.4.2 (Figure 8): counting replicas commits only entries of the leader's own term;
     // earlier entries commit indirectly, with it.
-    if (this.log.term(index) !== this.term && !this.cfg.bugs.commitPreviousTermByCount) {
-      return false;
-    }
+    if (this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
     this.onLeaderCommit();
     return true;
@@ -1105,12 +1093,14 @@ export class RaftNode {
   }
 
   private hardState(): HardState {
-    return { term: this.term, vote: this.voteReported, commit: this.log.committed };
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
+  /** Whether the hard state differs from the one the last `Ready` handed out for persistence. */
   private hardStateChanged(): boolean {
     const p = this.prevHardState;
-    return p.term !== this.term || p.vote !== this.voteReported || p.commit !== this.log.committed;
+    const h = this.hardState();
+    return p.term !== h.term || p.vote !== h.vote || p.commit !== h.commit;
   }
 
   private softStateChanged(): boolean {

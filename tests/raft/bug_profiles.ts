@@ -1,13 +1,15 @@
 /**
- * Simulation profiles under which each classic Raft bug shows up quickly. The bug tests and the
- * `--bug` flag of scripts/sim.ts use them; each profile with its bug off is also a passing test.
+ * Simulation profiles under which each classic Raft bug shows up quickly. The bug tests use them;
+ * each profile run on the real core (and with the fixed configuration) is also a passing test.
  */
-import type { BugSwitches } from "../../src/raft/config.ts";
 import { DEFAULT_FAULTS, DEFAULT_OPTIONS, type SimOptions } from "../../src/raft/sim/simulator.ts";
+import type { CoreBugName } from "./broken_core.ts";
 
 export interface BugCase {
   readonly name: string;
-  /** The options with the bug on; `withoutBug` is the same run, fixed. */
+  /** The broken core the failing run uses (`broken_core.ts`); none for a configuration bug. */
+  readonly bug: CoreBugName | undefined;
+  /** The options of the failing run; `withoutBug` is the same run, fixed, on the real core. */
   readonly withBug: Omit<SimOptions, "seed">;
   readonly withoutBug: Omit<SimOptions, "seed">;
   /** What the failure must say. */
@@ -18,15 +20,15 @@ export interface BugCase {
 
 function bugCase(
   name: string,
-  bugs: BugSwitches,
+  bug: CoreBugName | undefined,
   fix: Partial<SimOptions["raft"]>,
   options: Partial<Omit<SimOptions, "seed">>,
   expected: RegExp,
   seeds_max: number,
 ): BugCase {
-  const withBug = { ...DEFAULT_OPTIONS, ...options, bugs };
-  const withoutBug = { ...withBug, bugs: {}, raft: { ...withBug.raft, ...fix } };
-  return { name, withBug, withoutBug, expected, seeds_max };
+  const withBug = { ...DEFAULT_OPTIONS, ...options };
+  const withoutBug = { ...withBug, raft: { ...withBug.raft, ...fix } };
+  return { name, bug, withBug, withoutBug, expected, seeds_max };
 }
 
 const safetyOnly = { livenessTicks: 0, partialPartitionInLiveness: "never" as const };
@@ -34,7 +36,7 @@ const safetyOnly = { livenessTicks: 0, partialPartitionInLiveness: "never" as co
 export const BUG_CASES: readonly BugCase[] = [
   bugCase(
     "a vote answered before it is persisted",
-    { voteBeforePersist: true },
+    "voteBeforePersist",
     {},
     {
       ...safetyOnly,
@@ -46,7 +48,7 @@ export const BUG_CASES: readonly BugCase[] = [
   ),
   bugCase(
     "commit by counting replicas of an earlier term's entry",
-    { commitPreviousTermByCount: true },
+    "commitPreviousTermByCount",
     {},
     {
       ...safetyOnly,
@@ -58,7 +60,7 @@ export const BUG_CASES: readonly BugCase[] = [
   ),
   bugCase(
     "ReadIndex before the leader's own-term commit",
-    { readIndexBeforeOwnTermCommit: true },
+    "readIndexBeforeOwnTermCommit",
     {},
     { ...safetyOnly },
     /stale read/,
@@ -66,7 +68,7 @@ export const BUG_CASES: readonly BugCase[] = [
   ),
   bugCase(
     "a leader that never steps down without a quorum",
-    { noCheckQuorumStepDown: true },
+    "noCheckQuorumStepDown",
     {},
     { partialPartitionInLiveness: "deaf" },
     /liveness/,
@@ -74,7 +76,7 @@ export const BUG_CASES: readonly BugCase[] = [
   ),
   bugCase(
     "pre-vote off under a partial partition",
-    {},
+    undefined,
     { preVote: true },
     {
       partialPartitionInLiveness: "cut",

@@ -28,12 +28,16 @@ export class TestCluster {
   inFlight: Message[] = [];
   /** Every message ever sent, for assertions about what went over the wire. */
   readonly sent: Message[] = [];
+  /** The `RaftNode` class the nodes are made of: the real one, or a broken core's. */
+  readonly #core: typeof RaftNode;
 
   constructor(
     ids: NodeId[],
     setup: Record<NodeId, NodeSetup> = {},
     readonly options: Partial<RaftConfig> = {},
+    core: typeof RaftNode = RaftNode,
   ) {
+    this.#core = core;
     const random = sfc32(7);
     for (const id of ids) {
       const storage = new MemoryStorage({ voters: ids, learners: [] });
@@ -50,7 +54,7 @@ export class TestCluster {
       this.readStates.set(id, []);
       this.nodes.set(
         id,
-        new RaftNode({ preVote: false, checkQuorum: false, ...options, id, storage, random }),
+        new core({ preVote: false, checkQuorum: false, ...options, id, storage, random }),
       );
     }
   }
@@ -69,7 +73,7 @@ export class TestCluster {
     this.readStates.set(id, []);
     this.nodes.set(
       id,
-      new RaftNode({
+      new this.#core({
         preVote: false,
         checkQuorum: false,
         ...this.options,

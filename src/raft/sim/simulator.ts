@@ -4,7 +4,7 @@
  * is checked at every step; once faults stop, a liveness phase checks that a stable leader emerges
  * and that every pending proposal commits. A failure carries its seed and replays exactly.
  */
-import type { BugSwitches, RaftConfig } from "../config.ts";
+import type { RaftConfig } from "../config.ts";
 import { InvariantError } from "../errors.ts";
 import { decodeConfEntry } from "../membership.ts";
 import { randomInt, sfc32 } from "../../prng.ts";
@@ -76,7 +76,6 @@ export interface SimOptions {
    */
   partialPartitionInLiveness: "random" | "never" | "cut" | "deaf";
   raft: Partial<Omit<RaftConfig, "id" | "storage" | "random">>;
-  bugs?: BugSwitches;
   /** Collect a readable trace of every event. */
   trace: boolean;
 }
@@ -182,7 +181,7 @@ function entryKey(e: Entry): string {
     : `conf:${e.data.byteLength}`;
 }
 
-/** Runs one seed to completion and reports what happened. Never throws on a found bug. */
+/** Runs one seed to completion and reports what happened. Never throws on a violation. */
 export function runSimulation(options: SimOptions): SimResult {
   const sim = new Simulation(options);
   return sim.run();
@@ -414,7 +413,6 @@ class Simulation {
     node.reads = [];
     node.raft = new RaftNode({
       ...this.opt.raft,
-      bugs: this.opt.bugs,
       id: node.id,
       storage: node.storage,
       random: this.rng,
