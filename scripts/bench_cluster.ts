@@ -26,6 +26,7 @@
  */
 import { parseArgs } from "node:util";
 import { startSink } from "../tests/support/sink.ts";
+import { sleep } from "../tests/support/wait.ts";
 import {
   clusterBatchCreates,
   clusterCreates,
@@ -43,7 +44,7 @@ import {
   etcdTxnPuts,
 } from "./bench/cluster_etcd.ts";
 import type { LoadResult } from "./bench/load.ts";
-import { cpuSeconds, interrupted, sleep, stopChildrenOnSignal, waitFor } from "./bench/proc.ts";
+import { cpuSeconds, interrupted, stopChildrenOnSignal, waitFor } from "./bench/proc.ts";
 import { markdownTable, ms, rate, ratio, seconds } from "./bench/report.ts";
 import { median } from "./bench/stats.ts";
 import { BATCH_MAX } from "./bench/tickraft.ts";

@@ -5,8 +5,10 @@
  *
  * @module
  */
+import { freePort } from "../../tests/support/ports.ts";
+import { sleep } from "../../tests/support/wait.ts";
 import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, freePort, sleep, spawnChild, waitFor } from "./proc.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 
 /** Size of one job's JSON body, bytes (the etcd peer puts values of the same size). */
 export const JOB_BODY_BYTES = 200;

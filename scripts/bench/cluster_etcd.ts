@@ -7,9 +7,10 @@
  *
  * @module
  */
+import { freePort } from "../../tests/support/ports.ts";
 import { JOB_BODY_BYTES, paddedJson } from "./cluster.ts";
 import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, freePort, spawnChild, waitFor } from "./proc.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 
 const ETCD_INSTALL_HINT =
   "install it with `apt-get install -y etcd-server` (as root), or pass --skip-etcd";

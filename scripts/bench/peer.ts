@@ -8,8 +8,10 @@
  */
 import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import { freePort } from "../../tests/support/ports.ts";
+import { sleep } from "../../tests/support/wait.ts";
 import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, freePort, procMemory, spawnChild, waitFor } from "./proc.ts";
+import { type Child, procMemory, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 import { summarize } from "./stats.ts";
 
@@ -221,7 +223,7 @@ export class BullPeer {
         const deadline_ms = start_ms + opts.window_ms + 30_000;
         if (sink !== null) return await sink.lateness("bullmq", opts.count, deadline_ms);
         while (done < opts.count && Date.now() < deadline_ms) {
-          await new Promise((resolve) => setTimeout(resolve, 250));
+          await sleep(250);
         }
         const { p50, p99, max } = summarize(lateness_ms);
         return {

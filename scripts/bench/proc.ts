@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { sleep } from "../../tests/support/wait.ts";
 
 /** The repository root (scripts/bench/ is two levels down). */
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
@@ -135,19 +136,6 @@ export function stopChildrenOnSignal(cleanup: () => Promise<void>): void {
  */
 export function interrupted(): Promise<never> | null {
   return stopping;
-}
-
-/** A free TCP port on 127.0.0.1 (taken from the kernel, then released). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

@@ -94,23 +94,3 @@ export async function spawnNode(
     },
   };
 }
-
-/** Polls `check` until it returns a value other than undefined, or throws after `timeout_ms`. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeout_ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeout_ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last === undefined ? "" : `: ${last}`}`);
-}
