@@ -10,8 +10,9 @@ import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { freePort } from "../../tests/support/ports.ts";
 import { sleep } from "../../tests/support/wait.ts";
+import { procMemory } from "./host.ts";
 import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, procMemory, spawnChild, waitFor } from "./proc.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 import { summarize } from "./stats.ts";
 

@@ -162,25 +162,3 @@ export async function waitFor<T>(
     `${what}: not reached within ${timeout_ms} ms; ${child.name} said:\n${child.tail()}`,
   );
 }
-
-/** Resident set size (VmRSS) and its peak (VmHWM) of a process, in bytes, from /proc. */
-export async function procMemory(pid: number): Promise<{ rss_bytes: number; hwm_bytes: number }> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const kib = (field: string) => {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-    if (match === null) throw new Error(`/proc/${pid}/status has no ${field}`);
-    return Number(match[1]) * 1_024;
-  };
-  return { rss_bytes: kib("VmRSS"), hwm_bytes: kib("VmHWM") };
-}
-
-/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
-const USER_HZ = 100;
-
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // After the command name: state is field 3, utime field 14 and stime field 15 (proc(5)).
-  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / USER_HZ;
-}

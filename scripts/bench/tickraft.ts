@@ -6,8 +6,9 @@
  */
 import { freePort } from "../../tests/support/ports.ts";
 import { sleep } from "../../tests/support/wait.ts";
+import { procMemory } from "./host.ts";
 import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, procMemory, spawnChild, waitFor } from "./proc.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 
 /** Largest `POST /jobs/batch` the node takes by default (BATCH_MAX_JOBS). */
