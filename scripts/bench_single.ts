@@ -24,6 +24,7 @@ import {
   ensureRedisServer,
   type RedisServer,
   type RedisStoreResult,
+  redisVersion,
   startRedis,
   storeAndRestartRedis,
 } from "./bench/peer.ts";
@@ -154,13 +155,7 @@ function medianLoad(runs: LoadResult[]): LoadResult {
 async function versions(): Promise<{ bullmq: string; redis: string; deno: string }> {
   const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
   const bullmq = String(config.imports.bullmq).replace(/^npm:bullmq@/, "");
-  let redis = "not installed";
-  try {
-    const out = await new Deno.Command("redis-server", { args: ["--version"] }).output();
-    redis = /v=(\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ?? "unknown";
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  const redis = await redisVersion() ?? "not installed";
   return { bullmq, redis, deno: Deno.version.deno };
 }
 

@@ -7,6 +7,7 @@
  */
 import { freePort } from "../../tests/support/ports.ts";
 import { sleep } from "../../tests/support/wait.ts";
+import { expectStatus, JSON_HEADERS, postEach, tryJson } from "./http.ts";
 import { closedLoop, type LoadResult } from "./load.ts";
 import { type Child, spawnChild, waitFor } from "./proc.ts";
 
@@ -14,7 +15,6 @@ import { type Child, spawnChild, waitFor } from "./proc.ts";
 export const JOB_BODY_BYTES = 200;
 /** Longest wait for a node to answer or for the nodes to agree on a leader. */
 const START_TIMEOUT_MS = 60_000;
-const JSON_HEADERS = { "content-type": "application/json" };
 
 /** One node of the cluster; `child` is replaced when the node is restarted. */
 export interface ClusterNode {
@@ -138,15 +138,8 @@ export class TickraftCluster {
   }
 }
 
-async function tryView(url: string): Promise<ClusterView | undefined> {
-  try {
-    const res = await fetch(`${url}/debug/cluster`);
-    if (res.ok) return await res.json() as ClusterView;
-    await res.body?.cancel();
-    return undefined;
-  } catch {
-    return undefined;
-  }
+function tryView(url: string): Promise<ClusterView | undefined> {
+  return tryJson<ClusterView>(`${url}/debug/cluster`);
 }
 
 async function view(url: string): Promise<ClusterView> {
@@ -176,26 +169,10 @@ export function farCronJob(i: number): string {
   }));
 }
 
-async function expectCreated(res: Response, what: string): Promise<void> {
-  if (res.status === 201) {
-    await res.body?.cancel();
-    return;
-  }
-  throw new Error(`${what}: HTTP ${res.status}: ${(await res.text()).slice(0, 500)}`);
-}
-
 /** `total` creates (`POST /jobs` of {@link farCronJob}) to `url` with `clients` in flight. */
 export function clusterCreates(url: string, clients: number, total: number): Promise<LoadResult> {
   const bodies = Array.from({ length: total }, (_, i) => farCronJob(i));
-  return closedLoop(clients, total, async (i) => {
-    const res = await fetch(`${url}/jobs`, {
-      method: "POST",
-      headers: JSON_HEADERS,
-      body: bodies[i],
-    });
-    await expectCreated(res, "POST /jobs");
-    return 1;
-  });
+  return postEach(url, "/jobs", clients, bodies, 201);
 }
 
 /** `jobs` creates through `POST /jobs/batch` of `batch_size`, `clients` requests in flight. */
@@ -211,7 +188,7 @@ export function clusterBatchCreates(
     const bodies = Array.from({ length: size }, (_, j) => farCronJob(b * batch_size + j));
     const body = `{"jobs":[${bodies.join(",")}]}`;
     const res = await fetch(`${url}/jobs/batch`, { method: "POST", headers: JSON_HEADERS, body });
-    await expectCreated(res, "POST /jobs/batch");
+    await expectStatus(res, "POST /jobs/batch", 201);
     return size;
   });
 }

@@ -11,41 +11,27 @@ import { Redis } from "ioredis";
 import { freePort } from "../../tests/support/ports.ts";
 import { sleep } from "../../tests/support/wait.ts";
 import { procMemory } from "./host.ts";
+import { type DebianTool, ensureDebianPackage, toolVersion } from "./install.ts";
 import { closedLoop, type LoadResult } from "./load.ts";
 import { type Child, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 import { summarize } from "./stats.ts";
 
-const REDIS_INSTALL_HINT =
-  "install it with `apt-get install -y redis-server` (as root), or pass --skip-peer";
+const REDIS_SERVER: DebianTool = {
+  command: "redis-server",
+  package_name: "redis-server",
+  version_pattern: /v=(\S+)/,
+  install_hint: "install it with `apt-get install -y redis-server` (as root), or pass --skip-peer",
+};
 
-async function hasRedisServer(): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
-      .output();
-    return out.success;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
+/** redis-server's version, or undefined when it is not installed. */
+export function redisVersion(): Promise<string | undefined> {
+  return toolVersion(REDIS_SERVER.command, REDIS_SERVER.version_pattern);
 }
 
-async function run(command: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(command, { args, stdout: "inherit", stderr: "inherit" })
-    .output();
-  if (!out.success) throw new Error(`${command} ${args.join(" ")} failed (exit ${out.code})`);
-}
-
-/** Makes sure `redis-server` is on PATH: installs Debian's package when running as root. */
-export async function ensureRedisServer(log: (line: string) => void): Promise<void> {
-  if (await hasRedisServer()) return;
-  if (Deno.uid() !== 0) throw new Error(`redis-server is missing: ${REDIS_INSTALL_HINT}`);
-  log("redis-server is missing; installing Debian's redis-server package");
-  await run("apt-get", ["update", "-qq"]);
-  await run("apt-get", ["install", "-y", "-qq", "redis-server"]);
-  if (!(await hasRedisServer())) {
-    throw new Error(`redis-server is still missing after apt-get: ${REDIS_INSTALL_HINT}`);
-  }
+/** Makes sure `redis-server` is on PATH (installs Debian's package as root); returns its version. */
+export function ensureRedisServer(log: (line: string) => void): Promise<string> {
+  return ensureDebianPackage(REDIS_SERVER, log);
 }
 
 /** Sends PING over a fresh connection: "PONG" when serving, "LOADING" while reading the AOF. */
