@@ -8,7 +8,7 @@
 import { freePort } from "../../tests/support/ports.ts";
 import { sleep } from "../../tests/support/wait.ts";
 import { expectStatus, JSON_HEADERS, postEach, tryJson } from "./http.ts";
-import { closedLoop, type LoadResult } from "./load.ts";
+import { batchedLoop, type LoadResult } from "./load.ts";
 import { type Child, spawnChild, waitFor } from "./proc.ts";
 
 /** Size of one job's JSON body, bytes (the etcd peer puts values of the same size). */
@@ -182,10 +182,8 @@ export function clusterBatchCreates(
   jobs: number,
   batch_size: number,
 ): Promise<LoadResult> {
-  const batches = Math.ceil(jobs / batch_size);
-  return closedLoop(clients, batches, async (b) => {
-    const size = Math.min(batch_size, jobs - b * batch_size);
-    const bodies = Array.from({ length: size }, (_, j) => farCronJob(b * batch_size + j));
+  return batchedLoop(clients, jobs, batch_size, async (first, size) => {
+    const bodies = Array.from({ length: size }, (_, j) => farCronJob(first + j));
     const body = `{"jobs":[${bodies.join(",")}]}`;
     const res = await fetch(`${url}/jobs/batch`, { method: "POST", headers: JSON_HEADERS, body });
     await expectStatus(res, "POST /jobs/batch", 201);

@@ -11,7 +11,7 @@ import { freePort } from "../../tests/support/ports.ts";
 import { JOB_BODY_BYTES, paddedJson } from "./cluster.ts";
 import { expectStatus, JSON_HEADERS, postEach, tryJson } from "./http.ts";
 import { ensureDebianPackage } from "./install.ts";
-import { closedLoop, type LoadResult } from "./load.ts";
+import { batchedLoop, type LoadResult } from "./load.ts";
 import { type Child, spawnChild, waitFor } from "./proc.ts";
 
 const START_TIMEOUT_MS = 60_000;
@@ -155,12 +155,10 @@ export function etcdTxnPuts(
   puts: number,
   first: number,
 ): Promise<LoadResult> {
-  const txns = Math.ceil(puts / ETCD_TXN_OPS_MAX);
-  return closedLoop(clients, txns, async (t) => {
-    const size = Math.min(ETCD_TXN_OPS_MAX, puts - t * ETCD_TXN_OPS_MAX);
+  return batchedLoop(clients, puts, ETCD_TXN_OPS_MAX, async (txn_first, size) => {
     const success = Array.from(
       { length: size },
-      (_, j) => ({ request_put: putOp(first + t * ETCD_TXN_OPS_MAX + j) }),
+      (_, j) => ({ request_put: putOp(first + txn_first + j) }),
     );
     const res = await fetch(`${url}/v3/kv/txn`, {
       method: "POST",

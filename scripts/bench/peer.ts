@@ -12,7 +12,7 @@ import { freePort } from "../../tests/support/ports.ts";
 import { sleep } from "../../tests/support/wait.ts";
 import { procMemory } from "./host.ts";
 import { type DebianTool, ensureDebianPackage, toolVersion } from "./install.ts";
-import { closedLoop, type LoadResult } from "./load.ts";
+import { batchedLoop, closedLoop, type LoadResult } from "./load.ts";
 import { type Child, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 import { summarize } from "./stats.ts";
@@ -145,12 +145,10 @@ export class BullPeer {
     batch_size: number,
   ): Promise<LoadResult> {
     return this.#withQueue(name ?? this.#fresh("bulk"), (queue) => {
-      const batches = Math.ceil(jobs / batch_size);
-      return closedLoop(concurrency, batches, async (b) => {
-        const size = Math.min(batch_size, jobs - b * batch_size);
+      return batchedLoop(concurrency, jobs, batch_size, async (first, size) => {
         await queue.addBulk(Array.from({ length: size }, (_, j) => ({
           name: "job",
-          data: { i: b * batch_size + j },
+          data: { i: first + j },
           opts: { delay: DELAYED_DAY_MS },
         })));
         return size;

@@ -8,7 +8,7 @@ import { freePort } from "../../tests/support/ports.ts";
 import { sleep } from "../../tests/support/wait.ts";
 import { procMemory } from "./host.ts";
 import { expectStatus, JSON_HEADERS, tryJson } from "./http.ts";
-import { closedLoop, type LoadResult } from "./load.ts";
+import { batchedLoop, closedLoop, type LoadResult } from "./load.ts";
 import { type Child, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 
@@ -124,11 +124,9 @@ export function batchCreates(
     webhook_url: string;
   },
 ): Promise<LoadResult> {
-  const batches = Math.ceil(opts.jobs / opts.batch_size);
-  return closedLoop(opts.concurrency, batches, (b) => {
-    const size = Math.min(opts.batch_size, opts.jobs - b * opts.batch_size);
+  return batchedLoop(opts.concurrency, opts.jobs, opts.batch_size, (first, size) => {
     const jobs = Array.from({ length: size }, (_, j) => {
-      const k = b * opts.batch_size + j;
+      const k = first + j;
       return onceJob(opts.first_due_ms + k * opts.spacing_ms, opts.webhook_url, k);
     });
     return postBatch(node.url, jobs);
