@@ -26,6 +26,7 @@
  */
 import { parseArgs } from "node:util";
 import { startSink } from "../tests/support/sink.ts";
+import { sleep } from "../tests/support/wait.ts";
 import {
   clusterBatchCreates,
   clusterCreates,
@@ -43,8 +44,18 @@ import {
   etcdTxnPuts,
 } from "./bench/cluster_etcd.ts";
 import type { LoadResult } from "./bench/load.ts";
-import { cpuSeconds, interrupted, sleep, stopChildrenOnSignal, waitFor } from "./bench/proc.ts";
-import { markdownTable, ms, rate, ratio, seconds } from "./bench/report.ts";
+import { elapsedLog, hostLine, loadAverage, loadAverageSince, withCpu } from "./bench/host.ts";
+import { interrupted, stopChildrenOnSignal, waitFor } from "./bench/proc.ts";
+import {
+  loadText,
+  markdownTable,
+  met,
+  ms,
+  positiveIntOption,
+  rate,
+  ratio,
+  seconds,
+} from "./bench/report.ts";
 import { median } from "./bench/stats.ts";
 import { BATCH_MAX } from "./bench/tickraft.ts";
 
@@ -139,44 +150,12 @@ function parseOptions(): { sizes: Sizes; skip_etcd: boolean } {
     Deno.exit(0);
   }
   const base = values.quick ? QUICK : FULL;
-  let failover_runs = base.failover_runs;
-  if (values["failover-runs"] !== undefined) {
-    failover_runs = Number(values["failover-runs"]);
-    if (!Number.isInteger(failover_runs) || failover_runs < 1) {
-      console.error(`--failover-runs must be a positive integer\n${USAGE}`);
-      Deno.exit(2);
-    }
-  }
+  const failover_runs = positiveIntOption("failover-runs", values["failover-runs"], USAGE) ??
+    base.failover_runs;
   return { skip_etcd: values["skip-etcd"], sizes: { ...base, failover_runs } };
 }
 
-const t0 = performance.now();
-function log(line: string): void {
-  console.error(`[${((performance.now() - t0) / 1_000).toFixed(0).padStart(4)} s] ${line}`);
-}
-
-async function loadAverage(): Promise<string> {
-  return (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
-}
-
-async function cpuModel(): Promise<string> {
-  const text = await Deno.readTextFile("/proc/cpuinfo");
-  return /^model name\s*:\s*(.+)$/m.exec(text)?.[1] ?? "unknown CPU";
-}
-
-/** CPU use of each of `pids` during `run`, as shares of one core ("45%/12%/11%"). */
-async function withCpu<T>(
-  pids: number[],
-  run: () => Promise<T>,
-): Promise<{ value: T; cpu: string }> {
-  const before = await Promise.all(pids.map(cpuSeconds));
-  const started = performance.now();
-  const value = await run();
-  const wall_s = (performance.now() - started) / 1_000;
-  const after = await Promise.all(pids.map(cpuSeconds));
-  const shares = after.map((a, i) => `${Math.round((a - before[i]) / wall_s * 100)}%`);
-  return { value, cpu: shares.join("/") };
-}
+const log = elapsedLog();
 
 /** Creates through the leader, a follower and batches on a fresh Tickraft cluster. */
 async function runTickraft(dir: string, sizes: Sizes, results: Results): Promise<void> {
@@ -390,22 +369,18 @@ async function restartCaughtUp(
   log(`${node.name} restarted and caught up in ${seconds(performance.now() - started)}`);
 }
 
-function loadText(r: LoadResult | undefined, error?: string): string {
+/** A table cell for one side of a pair: its result, why it failed, or "–" when it did not run. */
+function resultCell(r: LoadResult | undefined, error?: string): string {
   if (error !== undefined) return `failed: ${error}`;
-  if (r === undefined) return "–";
-  return `${rate(r.per_s)} (p50 ${ms(r.p50_ms)} ms, p99 ${ms(r.p99_ms)} ms)`;
-}
-
-function met(ok: boolean): string {
-  return ok ? "yes" : "NO";
+  return r === undefined ? "–" : loadText(r);
 }
 
 function pairRow(what: string, pair: Pair, aimed: boolean): string[] {
   const both = pair.tickraft !== undefined && pair.etcd !== undefined;
   return [
     what,
-    loadText(pair.tickraft, pair.tickraft_error),
-    loadText(pair.etcd),
+    resultCell(pair.tickraft, pair.tickraft_error),
+    resultCell(pair.etcd),
     both ? ratio(pair.tickraft!.per_s, pair.etcd!.per_s) : "–",
     aimed ? `≥ ${AIM_RATIO}x etcd` : "",
     aimed && both ? met(pair.tickraft!.per_s >= AIM_RATIO * pair.etcd!.per_s) : "",
@@ -488,7 +463,7 @@ async function printReport(
         "",
       ]),
       `Tickraft 3-node cluster vs ${peer} 3 members, all on loopback; ${new Date().toISOString()}`,
-      `${navigator.hardwareConcurrency} cores, ${await cpuModel()}, Deno ${Deno.version.deno}; ${load}`,
+      await hostLine(load),
       `fsync on both sides (libSQL synchronous=FULL; etcd's default); default Raft timeouts; ` +
       `${JOB_BODY_BYTES}-byte job JSON / etcd value; ratio > 1 means Tickraft is better`,
       "",
@@ -528,7 +503,7 @@ async function main(): Promise<void> {
   /** Prints the table once, whether the run ends or a signal stops it. */
   const report = (stopped_by: string | null) =>
     reporting ??= (async () => {
-      const load = `load average (1 min) ${load_before} at start, ${await loadAverage()} at end`;
+      const load = await loadAverageSince(load_before);
       await printReport(results, sizes, etcd_version, load, stopped_by);
     })();
   stopChildrenOnSignal(async () => {

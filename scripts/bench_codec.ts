@@ -19,6 +19,7 @@ import { raftPath } from "../src/cluster/route_table.ts";
 import { HttpTransport } from "../src/cluster/transport.ts";
 import { sfc32 } from "../src/prng.ts";
 import type { Entry, EntryKind, Message } from "../src/raft/types.ts";
+import { perCallMs } from "./bench/timing.ts";
 
 // ------------------------------------------------------------------------- the JSON baseline
 
@@ -257,16 +258,10 @@ const cases: { name: string; msgs: Message[]; iterations: number }[] = [
   },
 ];
 
-/** µs per call of `fn`: the median of 5 rounds after a warm-up (the build machines are shared). */
+/** µs per call of `fn`: the median of 5 rounds of `iterations` calls after a warm-up. */
 function perCall(iterations: number, fn: () => void): number {
-  for (let i = 0; i < Math.min(iterations, 200); i++) fn();
-  const rounds: number[] = [];
-  for (let round = 0; round < 5; round++) {
-    const t0 = performance.now();
-    for (let i = 0; i < iterations; i++) fn();
-    rounds.push(((performance.now() - t0) * 1_000) / iterations);
-  }
-  return rounds.sort((a, b) => a - b)[2];
+  return perCallMs(fn, { warmup_calls: Math.min(iterations, 200), rounds: 5, calls: iterations }) *
+    1_000;
 }
 
 const codecs = [

@@ -16,6 +16,7 @@ import {
 import type { Command } from "../src/scheduler/commands.ts";
 import { ulid } from "../src/scheduler/ids.ts";
 import type { JobRecord } from "../src/scheduler/model.ts";
+import { perCallMs } from "./bench/timing.ts";
 
 const WARMUP_ROUNDS = 10;
 const ROUNDS = 30;
@@ -94,16 +95,9 @@ function small(i: number, now: number): Command {
   }
 }
 
+/** The middle of {@link ROUNDS} timed calls of `fn` after {@link WARMUP_ROUNDS} warm-up calls, ms. */
 function median_ms(fn: () => void): number {
-  for (let i = 0; i < WARMUP_ROUNDS; i++) fn();
-  const samples: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    const started = performance.now();
-    fn();
-    samples.push(performance.now() - started);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return perCallMs(fn, { warmup_calls: WARMUP_ROUNDS, rounds: ROUNDS, calls: 1 });
 }
 
 const now = Date.now();

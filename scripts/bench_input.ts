@@ -10,6 +10,7 @@ import {
   FIELDS_IN_BATCH,
   parseBoundedJson,
 } from "../src/http/bounded_json.ts";
+import { perCallMs } from "./bench/timing.ts";
 
 const job = {
   type: "once",
@@ -26,15 +27,9 @@ const job = {
 const single = JSON.stringify(job);
 const batch = JSON.stringify({ jobs: Array.from({ length: 10_000 }, () => job) });
 
+/** The middle of `rounds` timed calls of `run` after 3 warm-up calls, ms. */
 function median_ms(run: () => void, rounds: number): number {
-  for (let i = 0; i < 3; i++) run();
-  const times: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const started = performance.now();
-    run();
-    times.push(performance.now() - started);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(rounds / 2)];
+  return perCallMs(run, { warmup_calls: 3, rounds, calls: 1 });
 }
 
 const rows: [string, number, number, number][] = [];

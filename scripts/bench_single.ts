@@ -24,11 +24,23 @@ import {
   ensureRedisServer,
   type RedisServer,
   type RedisStoreResult,
+  redisVersion,
   startRedis,
   storeAndRestartRedis,
 } from "./bench/peer.ts";
-import { cpuSeconds, REPO_ROOT, stopChildrenOnSignal } from "./bench/proc.ts";
-import { markdownTable, mb, ms, rate, ratio, seconds } from "./bench/report.ts";
+import { elapsedLog, hostLine, loadAverage, loadAverageSince, withCpu } from "./bench/host.ts";
+import { REPO_ROOT, stopChildrenOnSignal } from "./bench/proc.ts";
+import {
+  loadText,
+  markdownTable,
+  mb,
+  met,
+  ms,
+  positiveIntOption,
+  rate,
+  ratio,
+  seconds,
+} from "./bench/report.ts";
 import { type LatenessResult, SinkProcess } from "./bench/sink.ts";
 import { median } from "./bench/stats.ts";
 import {
@@ -103,16 +115,6 @@ interface Results {
   notes: string[];
 }
 
-function positiveInt(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--${name} must be a positive integer, got ${text}\n${USAGE}`);
-    Deno.exit(2);
-  }
-  return n;
-}
-
 function parseOptions(): { sizes: Sizes; skip_peer: boolean } {
   const { values } = parseArgs({
     args: Deno.args,
@@ -133,16 +135,13 @@ function parseOptions(): { sizes: Sizes; skip_peer: boolean } {
     skip_peer: values["skip-peer"],
     sizes: {
       ...base,
-      jobs_1m: positiveInt("jobs-1m", values["jobs-1m"]) ?? base.jobs_1m,
-      repeats: positiveInt("repeats", values.repeats) ?? base.repeats,
+      jobs_1m: positiveIntOption("jobs-1m", values["jobs-1m"], USAGE) ?? base.jobs_1m,
+      repeats: positiveIntOption("repeats", values.repeats, USAGE) ?? base.repeats,
     },
   };
 }
 
-const t0 = performance.now();
-function log(line: string): void {
-  console.error(`[${((performance.now() - t0) / 1_000).toFixed(0).padStart(4)} s] ${line}`);
-}
+const log = elapsedLog();
 
 /** Median of each figure over repeated runs. */
 function medianLoad(runs: LoadResult[]): LoadResult {
@@ -156,34 +155,8 @@ function medianLoad(runs: LoadResult[]): LoadResult {
 async function versions(): Promise<{ bullmq: string; redis: string; deno: string }> {
   const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
   const bullmq = String(config.imports.bullmq).replace(/^npm:bullmq@/, "");
-  let redis = "not installed";
-  try {
-    const out = await new Deno.Command("redis-server", { args: ["--version"] }).output();
-    redis = /v=(\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ?? "unknown";
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  const redis = await redisVersion() ?? "not installed";
   return { bullmq, redis, deno: Deno.version.deno };
-}
-
-/** The 1-minute load average: other work on the machine shows up here. */
-async function loadAverage(): Promise<string> {
-  return (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
-}
-
-async function cpuModel(): Promise<string> {
-  const text = await Deno.readTextFile("/proc/cpuinfo");
-  return /^model name\s*:\s*(.+)$/m.exec(text)?.[1] ?? "unknown CPU";
-}
-
-/** A server's CPU use during `run`, as a share of one core. */
-async function withCpu<T>(pid: number, run: () => Promise<T>): Promise<{ value: T; cpu: string }> {
-  const cpu_before = await cpuSeconds(pid);
-  const started = performance.now();
-  const value = await run();
-  const wall_s = (performance.now() - started) / 1_000;
-  const share = (await cpuSeconds(pid) - cpu_before) / wall_s;
-  return { value, cpu: `${Math.round(share * 100)}%` };
 }
 
 type CommitCounts = Awaited<ReturnType<typeof commitCounts>>;
@@ -207,7 +180,7 @@ async function runCreates(
   /** Runs one Tickraft measurement and notes the node's CPU and group-commit sizes. */
   const ours = async (what: string, run: () => Promise<LoadResult>) => {
     const before = await commitCounts(node);
-    const { value, cpu } = await withCpu(node.child.pid, run);
+    const { value, cpu } = await withCpu([node.child.pid], run);
     const after = await commitCounts(node);
     results.notes.push(
       `${what}: tickraft ${rate(value.per_s)}, node CPU ${cpu}, ${describeCommits(before, after)}`,
@@ -216,7 +189,7 @@ async function runCreates(
   };
   const theirs = async (what: string, run: (bull: BullPeer) => Promise<LoadResult>) => {
     if (peer === null) return null;
-    const { value, cpu } = await withCpu(peer.redis.child.pid, () => run(peer.bull));
+    const { value, cpu } = await withCpu([peer.redis.child.pid], () => run(peer.bull));
     results.notes.push(`${what}: bullmq ${rate(value.per_s)}, redis-server CPU ${cpu}`);
     return value;
   };
@@ -266,14 +239,6 @@ function lateText(r: LatenessResult): string {
   return `${ms(r.p50_ms)} / ${ms(r.p99_ms)} / ${
     ms(r.max_ms)
   } ms (${r.delivered}/${r.expected}${dups})`;
-}
-
-function loadText(r: LoadResult): string {
-  return `${rate(r.per_s)} (p50 ${ms(r.p50_ms)} ms, p99 ${ms(r.p99_ms)} ms)`;
-}
-
-function met(ok: boolean): string {
-  return ok ? "yes" : "NO";
 }
 
 /** The rows of the results table; ratio above 1 means Tickraft is better, in every row. */
@@ -415,7 +380,7 @@ async function main(): Promise<void> {
       try {
         const before = await commitCounts(node);
         const { value, cpu } = await withCpu(
-          node.child.pid,
+          [node.child.pid],
           () => lateness(node, sink, sizes.late),
         );
         const after = await commitCounts(node);
@@ -455,7 +420,7 @@ async function main(): Promise<void> {
     for (const stop of stops.reverse()) await stop();
     await Deno.remove(dir, { recursive: true });
   }
-  const load = `load average (1 min) ${load_before} at start, ${await loadAverage()} at end`;
+  const load = await loadAverageSince(load_before);
   await printReport(results, sizes, skip_peer, load);
   if (failure !== null) throw failure;
 }
@@ -471,7 +436,7 @@ async function printReport(
   console.log(
     [
       `Tickraft single node vs ${peer}; ${new Date().toISOString()}`,
-      `${navigator.hardwareConcurrency} cores, ${await cpuModel()}, Deno ${v.deno}; ${load}`,
+      await hostLine(load),
       "fsync on both sides: libSQL synchronous=FULL; redis appendonly yes, appendfsync always",
       `creates: median of ${sizes.repeats} interleaved run(s); ratio > 1 means Tickraft is better`,
       "",

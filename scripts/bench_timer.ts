@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { ManualClock } from "../src/clock.ts";
 import { nextOccurrence, type Schedule } from "../src/scheduler/recurrence.ts";
 import { TimerQueue } from "../src/scheduler/timer.ts";
+import { perCallMs } from "./bench/timing.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -21,10 +22,7 @@ const MIB = 1024 * 1024;
 
 /** Runs `fn` `n` times after a warm-up and returns µs per call. */
 function perCall(n: number, fn: (i: number) => void): number {
-  for (let i = 0; i < Math.min(n, 1_000); i++) fn(i);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) fn(i);
-  return ((performance.now() - t0) * 1_000) / n;
+  return perCallMs(fn, { warmup_calls: Math.min(n, 1_000), rounds: 1, calls: n }) * 1_000;
 }
 
 function memory(): string {

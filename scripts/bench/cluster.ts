@@ -5,14 +5,16 @@
  *
  * @module
  */
-import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, freePort, sleep, spawnChild, waitFor } from "./proc.ts";
+import { freePort } from "../../tests/support/ports.ts";
+import { sleep } from "../../tests/support/wait.ts";
+import { expectStatus, JSON_HEADERS, postEach, tryJson } from "./http.ts";
+import { batchedLoop, type LoadResult } from "./load.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 
 /** Size of one job's JSON body, bytes (the etcd peer puts values of the same size). */
 export const JOB_BODY_BYTES = 200;
 /** Longest wait for a node to answer or for the nodes to agree on a leader. */
 const START_TIMEOUT_MS = 60_000;
-const JSON_HEADERS = { "content-type": "application/json" };
 
 /** One node of the cluster; `child` is replaced when the node is restarted. */
 export interface ClusterNode {
@@ -136,15 +138,8 @@ export class TickraftCluster {
   }
 }
 
-async function tryView(url: string): Promise<ClusterView | undefined> {
-  try {
-    const res = await fetch(`${url}/debug/cluster`);
-    if (res.ok) return await res.json() as ClusterView;
-    await res.body?.cancel();
-    return undefined;
-  } catch {
-    return undefined;
-  }
+function tryView(url: string): Promise<ClusterView | undefined> {
+  return tryJson<ClusterView>(`${url}/debug/cluster`);
 }
 
 async function view(url: string): Promise<ClusterView> {
@@ -174,26 +169,10 @@ export function farCronJob(i: number): string {
   }));
 }
 
-async function expectCreated(res: Response, what: string): Promise<void> {
-  if (res.status === 201) {
-    await res.body?.cancel();
-    return;
-  }
-  throw new Error(`${what}: HTTP ${res.status}: ${(await res.text()).slice(0, 500)}`);
-}
-
 /** `total` creates (`POST /jobs` of {@link farCronJob}) to `url` with `clients` in flight. */
 export function clusterCreates(url: string, clients: number, total: number): Promise<LoadResult> {
   const bodies = Array.from({ length: total }, (_, i) => farCronJob(i));
-  return closedLoop(clients, total, async (i) => {
-    const res = await fetch(`${url}/jobs`, {
-      method: "POST",
-      headers: JSON_HEADERS,
-      body: bodies[i],
-    });
-    await expectCreated(res, "POST /jobs");
-    return 1;
-  });
+  return postEach(url, "/jobs", clients, bodies, 201);
 }
 
 /** `jobs` creates through `POST /jobs/batch` of `batch_size`, `clients` requests in flight. */
@@ -203,13 +182,11 @@ export function clusterBatchCreates(
   jobs: number,
   batch_size: number,
 ): Promise<LoadResult> {
-  const batches = Math.ceil(jobs / batch_size);
-  return closedLoop(clients, batches, async (b) => {
-    const size = Math.min(batch_size, jobs - b * batch_size);
-    const bodies = Array.from({ length: size }, (_, j) => farCronJob(b * batch_size + j));
+  return batchedLoop(clients, jobs, batch_size, async (first, size) => {
+    const bodies = Array.from({ length: size }, (_, j) => farCronJob(first + j));
     const body = `{"jobs":[${bodies.join(",")}]}`;
     const res = await fetch(`${url}/jobs/batch`, { method: "POST", headers: JSON_HEADERS, body });
-    await expectCreated(res, "POST /jobs/batch");
+    await expectStatus(res, "POST /jobs/batch", 201);
     return size;
   });
 }

@@ -7,50 +7,27 @@
  *
  * @module
  */
+import { freePort } from "../../tests/support/ports.ts";
 import { JOB_BODY_BYTES, paddedJson } from "./cluster.ts";
-import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, freePort, spawnChild, waitFor } from "./proc.ts";
+import { expectStatus, JSON_HEADERS, postEach, tryJson } from "./http.ts";
+import { ensureDebianPackage } from "./install.ts";
+import { batchedLoop, type LoadResult } from "./load.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 
-const ETCD_INSTALL_HINT =
-  "install it with `apt-get install -y etcd-server` (as root), or pass --skip-etcd";
 const START_TIMEOUT_MS = 60_000;
 /** A member that is not ready holds requests; a probe gives up after this. */
 const STATUS_TIMEOUT_MS = 1_000;
-const JSON_HEADERS = { "content-type": "application/json" };
 /** etcd's default `--max-txn-ops`: the most puts one transaction may hold. */
 export const ETCD_TXN_OPS_MAX = 128;
 
-/** `etcd --version`'s first line, or undefined when etcd is not installed. */
-export async function etcdVersion(): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command("etcd", { args: ["--version"] }).output();
-    if (!out.success) return undefined;
-    return /etcd Version: (\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ?? "unknown";
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-async function run(command: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(command, { args, stdout: "inherit", stderr: "inherit" })
-    .output();
-  if (!out.success) throw new Error(`${command} ${args.join(" ")} failed (exit ${out.code})`);
-}
-
-/** Makes sure `etcd` is on PATH: installs Debian's etcd-server package when running as root. */
-export async function ensureEtcd(log: (line: string) => void): Promise<string> {
-  const found = await etcdVersion();
-  if (found !== undefined) return found;
-  if (Deno.uid() !== 0) throw new Error(`etcd is missing: ${ETCD_INSTALL_HINT}`);
-  log("etcd is missing; installing Debian's etcd-server package");
-  await run("apt-get", ["update", "-qq"]);
-  await run("apt-get", ["install", "-y", "-qq", "etcd-server"]);
-  const installed = await etcdVersion();
-  if (installed === undefined) {
-    throw new Error(`etcd is still missing after apt-get: ${ETCD_INSTALL_HINT}`);
-  }
-  return installed;
+/** Makes sure `etcd` is on PATH (installs Debian's etcd-server as root); returns its version. */
+export function ensureEtcd(log: (line: string) => void): Promise<string> {
+  return ensureDebianPackage({
+    command: "etcd",
+    package_name: "etcd-server",
+    version_pattern: /etcd Version: (\S+)/,
+    install_hint: "install it with `apt-get install -y etcd-server` (as root), or pass --skip-etcd",
+  }, log);
 }
 
 /** One etcd member. */
@@ -142,34 +119,19 @@ export class EtcdCluster {
   }
 }
 
-async function tryStatus(url: string): Promise<EtcdStatus | undefined> {
-  try {
-    const res = await fetch(`${url}/v3/maintenance/status`, {
-      method: "POST",
-      headers: JSON_HEADERS,
-      body: "{}",
-      signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
-    });
-    if (res.ok) return await res.json() as EtcdStatus;
-    await res.body?.cancel();
-    return undefined;
-  } catch {
-    return undefined;
-  }
+function tryStatus(url: string): Promise<EtcdStatus | undefined> {
+  return tryJson<EtcdStatus>(`${url}/v3/maintenance/status`, {
+    method: "POST",
+    headers: JSON_HEADERS,
+    body: "{}",
+    signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
+  });
 }
 
 /** Put `i`: key `bench/<i>`, value the same {@link JOB_BODY_BYTES} bytes a Tickraft job has. */
 function putOp(i: number): { key: string; value: string } {
   const value = paddedJson(JOB_BODY_BYTES, (pad) => ({ i, pad }));
   return { key: base64(`bench/${String(i).padStart(9, "0")}`), value: base64(value) };
-}
-
-async function expectOk(res: Response, what: string): Promise<void> {
-  if (res.ok) {
-    await res.body?.cancel();
-    return;
-  }
-  throw new Error(`${what}: HTTP ${res.status}: ${(await res.text()).slice(0, 500)}`);
 }
 
 /** `total` puts (`POST /v3/kv/put`) to `url` with `clients` in flight; key offset `first`. */
@@ -180,15 +142,7 @@ export function etcdPuts(
   first: number,
 ): Promise<LoadResult> {
   const bodies = Array.from({ length: total }, (_, i) => JSON.stringify(putOp(first + i)));
-  return closedLoop(clients, total, async (i) => {
-    const res = await fetch(`${url}/v3/kv/put`, {
-      method: "POST",
-      headers: JSON_HEADERS,
-      body: bodies[i],
-    });
-    await expectOk(res, "POST /v3/kv/put");
-    return 1;
-  });
+  return postEach(url, "/v3/kv/put", clients, bodies, "2xx");
 }
 
 /**
@@ -201,19 +155,17 @@ export function etcdTxnPuts(
   puts: number,
   first: number,
 ): Promise<LoadResult> {
-  const txns = Math.ceil(puts / ETCD_TXN_OPS_MAX);
-  return closedLoop(clients, txns, async (t) => {
-    const size = Math.min(ETCD_TXN_OPS_MAX, puts - t * ETCD_TXN_OPS_MAX);
+  return batchedLoop(clients, puts, ETCD_TXN_OPS_MAX, async (txn_first, size) => {
     const success = Array.from(
       { length: size },
-      (_, j) => ({ request_put: putOp(first + t * ETCD_TXN_OPS_MAX + j) }),
+      (_, j) => ({ request_put: putOp(first + txn_first + j) }),
     );
     const res = await fetch(`${url}/v3/kv/txn`, {
       method: "POST",
       headers: JSON_HEADERS,
       body: JSON.stringify({ success }),
     });
-    await expectOk(res, "POST /v3/kv/txn");
+    await expectStatus(res, "POST /v3/kv/txn", "2xx");
     return size;
   });
 }

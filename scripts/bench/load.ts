@@ -43,3 +43,22 @@ export async function closedLoop(
   const { p50, p99 } = summarize(latencies_ms);
   return { per_s: items / seconds, p50_ms: p50, p99_ms: p99 };
 }
+
+/**
+ * The {@link closedLoop} of a batched load: `items` split into batches of `batch_size` (the last
+ * one smaller), `concurrency` batches in flight; `op(first, size)` does items `first` ..
+ * `first + size - 1` and returns how many it did. Latency is per batch.
+ */
+export function batchedLoop(
+  concurrency: number,
+  items: number,
+  batch_size: number,
+  op: (first: number, size: number) => Promise<number>,
+): Promise<LoadResult> {
+  const batches = Math.ceil(items / batch_size);
+  return closedLoop(
+    concurrency,
+    batches,
+    (b) => op(b * batch_size, Math.min(batch_size, items - b * batch_size)),
+  );
+}

@@ -8,41 +8,30 @@
  */
 import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, freePort, procMemory, spawnChild, waitFor } from "./proc.ts";
+import { freePort } from "../../tests/support/ports.ts";
+import { sleep } from "../../tests/support/wait.ts";
+import { procMemory } from "./host.ts";
+import { type DebianTool, ensureDebianPackage, toolVersion } from "./install.ts";
+import { batchedLoop, closedLoop, type LoadResult } from "./load.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 import { summarize } from "./stats.ts";
 
-const REDIS_INSTALL_HINT =
-  "install it with `apt-get install -y redis-server` (as root), or pass --skip-peer";
+const REDIS_SERVER: DebianTool = {
+  command: "redis-server",
+  package_name: "redis-server",
+  version_pattern: /v=(\S+)/,
+  install_hint: "install it with `apt-get install -y redis-server` (as root), or pass --skip-peer",
+};
 
-async function hasRedisServer(): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
-      .output();
-    return out.success;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
+/** redis-server's version, or undefined when it is not installed. */
+export function redisVersion(): Promise<string | undefined> {
+  return toolVersion(REDIS_SERVER.command, REDIS_SERVER.version_pattern);
 }
 
-async function run(command: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(command, { args, stdout: "inherit", stderr: "inherit" })
-    .output();
-  if (!out.success) throw new Error(`${command} ${args.join(" ")} failed (exit ${out.code})`);
-}
-
-/** Makes sure `redis-server` is on PATH: installs Debian's package when running as root. */
-export async function ensureRedisServer(log: (line: string) => void): Promise<void> {
-  if (await hasRedisServer()) return;
-  if (Deno.uid() !== 0) throw new Error(`redis-server is missing: ${REDIS_INSTALL_HINT}`);
-  log("redis-server is missing; installing Debian's redis-server package");
-  await run("apt-get", ["update", "-qq"]);
-  await run("apt-get", ["install", "-y", "-qq", "redis-server"]);
-  if (!(await hasRedisServer())) {
-    throw new Error(`redis-server is still missing after apt-get: ${REDIS_INSTALL_HINT}`);
-  }
+/** Makes sure `redis-server` is on PATH (installs Debian's package as root); returns its version. */
+export function ensureRedisServer(log: (line: string) => void): Promise<string> {
+  return ensureDebianPackage(REDIS_SERVER, log);
 }
 
 /** Sends PING over a fresh connection: "PONG" when serving, "LOADING" while reading the AOF. */
@@ -156,12 +145,10 @@ export class BullPeer {
     batch_size: number,
   ): Promise<LoadResult> {
     return this.#withQueue(name ?? this.#fresh("bulk"), (queue) => {
-      const batches = Math.ceil(jobs / batch_size);
-      return closedLoop(concurrency, batches, async (b) => {
-        const size = Math.min(batch_size, jobs - b * batch_size);
+      return batchedLoop(concurrency, jobs, batch_size, async (first, size) => {
         await queue.addBulk(Array.from({ length: size }, (_, j) => ({
           name: "job",
-          data: { i: b * batch_size + j },
+          data: { i: first + j },
           opts: { delay: DELAYED_DAY_MS },
         })));
         return size;
@@ -221,7 +208,7 @@ export class BullPeer {
         const deadline_ms = start_ms + opts.window_ms + 30_000;
         if (sink !== null) return await sink.lateness("bullmq", opts.count, deadline_ms);
         while (done < opts.count && Date.now() < deadline_ms) {
-          await new Promise((resolve) => setTimeout(resolve, 250));
+          await sleep(250);
         }
         const { p50, p99, max } = summarize(lateness_ms);
         return {

@@ -1,32 +1,24 @@
 /**
- * Child processes of the benchmark: started with piped output that is always drained (a full
- * pipe would stall the child), stopped by their own pid only, with the tail of their output kept
- * for error messages.
+ * Child processes of the benchmark: started in the repository root on the shared launcher
+ * (tests/support/child.ts) with the tail of their output kept for error messages, and all of
+ * them stopped by their own pid when Ctrl-C or SIGTERM ends the run.
  *
  * @module
  */
+import { type Child, spawnChild as spawnProcess } from "../../tests/support/child.ts";
+import { sleep } from "../../tests/support/wait.ts";
+
+export type { Child };
 
 /** The repository root (scripts/bench/ is two levels down). */
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 
-const TAIL_BYTES_MAX = 8_192;
+const TAIL_CHARS_MAX = 8_192;
 
 /** Children still running, so an interrupted run can stop them (see {@link stopChildrenOnSignal}). */
 const running = new Set<Child>();
 /** Set once a signal is stopping the run; never settles, since the process exits. */
 let stopping: Promise<never> | null = null;
-
-/** A child process started by {@link spawnChild}. */
-export interface Child {
-  readonly name: string;
-  readonly pid: number;
-  /** Resolves with the exit code once the process has exited. */
-  readonly exited: Promise<number>;
-  /** The last few kilobytes of stdout and stderr, for error messages. */
-  tail(): string;
-  /** Sends SIGTERM, waits up to `grace_ms`, then SIGKILL; resolves once it has exited. */
-  stop(grace_ms?: number): Promise<void>;
-}
 
 /** Options of {@link spawnChild}. */
 export interface SpawnOptions {
@@ -34,17 +26,9 @@ export interface SpawnOptions {
   onStderr?: (text: string) => void;
 }
 
-async function drain(
-  stream: ReadableStream<Uint8Array>,
-  onText: (text: string) => void,
-): Promise<void> {
-  const decoder = new TextDecoder();
-  for await (const chunk of stream) onText(decoder.decode(chunk, { stream: true }));
-}
-
 /**
  * Starts `command args` in the repository root with stdin closed and stdout/stderr drained into
- * a bounded tail.
+ * a bounded tail (`output()`); refused once a signal is stopping the run.
  */
 export function spawnChild(
   name: string,
@@ -53,47 +37,15 @@ export function spawnChild(
   options: SpawnOptions = {},
 ): Child {
   if (stopping !== null) throw new Error(`not starting ${name}: the run is being interrupted`);
-  const process = new Deno.Command(command, {
-    args,
+  const child = spawnProcess(name, command, args, {
     cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let tail = "";
-  const keep = (text: string) => {
-    tail = (tail + text).slice(-TAIL_BYTES_MAX);
-  };
-  const drained = Promise.all([
-    drain(process.stdout, keep),
-    drain(process.stderr, (text) => {
-      keep(text);
-      options.onStderr?.(text);
-    }),
-  ]);
-  const exited = process.status.then(async (status) => {
-    await drained;
-    return status.code;
+    output_chars_max: TAIL_CHARS_MAX,
+    onOutput: (text, stream) => {
+      if (stream === "stderr") options.onStderr?.(text);
+    },
   });
-  let done = false;
-  exited.then(() => done = true);
-  const stop = async (grace_ms = 10_000) => {
-    if (done) return;
-    try {
-      process.kill("SIGTERM");
-    } catch (error) {
-      // It exited between the check and the kill (its status is in, the pipes not yet drained).
-      if (!(error instanceof TypeError)) throw error;
-    }
-    const timer = setTimeout(() => {
-      if (!done) process.kill("SIGKILL");
-    }, grace_ms);
-    await exited;
-    clearTimeout(timer);
-  };
-  const child = { name, pid: process.pid, exited, tail: () => tail, stop };
   running.add(child);
-  exited.then(() => running.delete(child));
+  child.exited.then(() => running.delete(child));
   return child;
 }
 
@@ -137,19 +89,6 @@ export function interrupted(): Promise<never> | null {
   return stopping;
 }
 
-/** A free TCP port on 127.0.0.1 (taken from the kernel, then released). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * Polls `probe` every `interval_ms` until it returns a value other than undefined; throws after
  * `timeout_ms`, or at once when `child` exits first.
@@ -165,34 +104,14 @@ export async function waitFor<T>(
   let exited = false;
   child.exited.then(() => exited = true);
   while (performance.now() < deadline) {
-    if (exited) throw new Error(`${child.name} exited while waiting for ${what}:\n${child.tail()}`);
+    if (exited) {
+      throw new Error(`${child.name} exited while waiting for ${what}:\n${child.output()}`);
+    }
     const value = await probe();
     if (value !== undefined) return value;
     await sleep(interval_ms);
   }
   throw new Error(
-    `${what}: not reached within ${timeout_ms} ms; ${child.name} said:\n${child.tail()}`,
+    `${what}: not reached within ${timeout_ms} ms; ${child.name} said:\n${child.output()}`,
   );
-}
-
-/** Resident set size (VmRSS) and its peak (VmHWM) of a process, in bytes, from /proc. */
-export async function procMemory(pid: number): Promise<{ rss_bytes: number; hwm_bytes: number }> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const kib = (field: string) => {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-    if (match === null) throw new Error(`/proc/${pid}/status has no ${field}`);
-    return Number(match[1]) * 1_024;
-  };
-  return { rss_bytes: kib("VmRSS"), hwm_bytes: kib("VmHWM") };
-}
-
-/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
-const USER_HZ = 100;
-
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // After the command name: state is field 3, utime field 14 and stime field 15 (proc(5)).
-  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / USER_HZ;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { LoadResult } from "./load.ts";
 
 const MB = 1_000_000;
 
@@ -32,6 +33,34 @@ export function mb(bytes: number): string {
 export function ratio(numerator: number, denominator: number): string {
   if (!(denominator > 0) || Number.isNaN(numerator)) return "n/a";
   return `${(numerator / denominator).toFixed(2)}x`;
+}
+
+/** A closed-loop run as "1,234/s (p50 5.2 ms, p99 31 ms)". */
+export function loadText(r: LoadResult): string {
+  return `${rate(r.per_s)} (p50 ${ms(r.p50_ms)} ms, p99 ${ms(r.p99_ms)} ms)`;
+}
+
+/** The "met" column of a table: whether the aim was reached. */
+export function met(ok: boolean): string {
+  return ok ? "yes" : "NO";
+}
+
+/**
+ * The value of a `--name N` option that must be a positive integer, or undefined when it was not
+ * given; anything else prints what is wrong and `usage`, and exits with 2.
+ */
+export function positiveIntOption(
+  name: string,
+  text: string | undefined,
+  usage: string,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a positive integer, got ${text}\n${usage}`);
+    Deno.exit(2);
+  }
+  return n;
 }
 
 /** A Markdown table with padded columns. */

@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { type Child, freePort, spawnChild, waitFor } from "./proc.ts";
+import { freePort } from "../../tests/support/ports.ts";
+import { sleep } from "../../tests/support/wait.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 import { summarize } from "./stats.ts";
 
 /** Lateness as measured by the sink. */
@@ -74,7 +76,7 @@ export class SinkProcess {
   /** Waits until `expected` distinct jobs arrived at `/hook/<tag>` or `deadline_ms` (epoch). */
   async lateness(tag: string, expected: number, deadline_ms: number): Promise<LatenessResult> {
     while (this.#distinct(tag) < expected && Date.now() < deadline_ms) {
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await sleep(POLL_MS);
       await this.#read();
     }
     const arrivals = this.#arrivals.get(tag) ?? [];

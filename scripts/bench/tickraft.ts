@@ -4,15 +4,18 @@
  *
  * @module
  */
-import { closedLoop, type LoadResult } from "./load.ts";
-import { type Child, freePort, procMemory, sleep, spawnChild, waitFor } from "./proc.ts";
+import { freePort } from "../../tests/support/ports.ts";
+import { sleep } from "../../tests/support/wait.ts";
+import { procMemory } from "./host.ts";
+import { expectStatus, JSON_HEADERS, tryJson } from "./http.ts";
+import { batchedLoop, closedLoop, type LoadResult } from "./load.ts";
+import { type Child, spawnChild, waitFor } from "./proc.ts";
 import type { LatenessResult, SinkProcess } from "./sink.ts";
 
 /** Largest `POST /jobs/batch` the node takes by default (BATCH_MAX_JOBS). */
 export const BATCH_MAX = 10_000;
 /** Time for the node's RSS sampler (1 s) to refresh `/health`. */
 const RSS_SAMPLE_WAIT_MS = 1_500;
-const JSON_HEADERS = { "content-type": "application/json" };
 
 interface Health {
   jobs: { total: number };
@@ -56,15 +59,8 @@ export async function startNode(data_dir: string, jobs_expected = 0): Promise<Ti
   return { url, child };
 }
 
-async function tryHealth(url: string): Promise<Health | undefined> {
-  try {
-    const res = await fetch(`${url}/health`);
-    if (res.ok) return await res.json() as Health;
-    await res.body?.cancel();
-    return undefined;
-  } catch {
-    return undefined;
-  }
+function tryHealth(url: string): Promise<Health | undefined> {
+  return tryJson<Health>(`${url}/health`);
 }
 
 async function health(url: string): Promise<Health> {
@@ -83,21 +79,13 @@ function onceJob(at_ms: number, webhook_url: string, i: number) {
   };
 }
 
-async function expectStatus(res: Response, status: number, what: string): Promise<void> {
-  if (res.status === status) {
-    await res.body?.cancel();
-    return;
-  }
-  throw new Error(`${what}: HTTP ${res.status}: ${(await res.text()).slice(0, 500)}`);
-}
-
 async function postBatch(url: string, jobs: unknown[]): Promise<number> {
   const res = await fetch(`${url}/jobs/batch`, {
     method: "POST",
     headers: JSON_HEADERS,
     body: JSON.stringify({ jobs }),
   });
-  await expectStatus(res, 201, "POST /jobs/batch");
+  await expectStatus(res, "POST /jobs/batch", 201);
   return jobs.length;
 }
 
@@ -115,7 +103,7 @@ export function creates(
       headers: JSON_HEADERS,
       body: JSON.stringify(onceJob(Date.now() + delay_ms, webhook_url, i)),
     });
-    await expectStatus(res, 201, "POST /jobs");
+    await expectStatus(res, "POST /jobs", 201);
     return 1;
   });
 }
@@ -136,11 +124,9 @@ export function batchCreates(
     webhook_url: string;
   },
 ): Promise<LoadResult> {
-  const batches = Math.ceil(opts.jobs / opts.batch_size);
-  return closedLoop(opts.concurrency, batches, (b) => {
-    const size = Math.min(opts.batch_size, opts.jobs - b * opts.batch_size);
+  return batchedLoop(opts.concurrency, opts.jobs, opts.batch_size, (first, size) => {
     const jobs = Array.from({ length: size }, (_, j) => {
-      const k = b * opts.batch_size + j;
+      const k = first + j;
       return onceJob(opts.first_due_ms + k * opts.spacing_ms, opts.webhook_url, k);
     });
     return postBatch(node.url, jobs);

@@ -33,6 +33,7 @@
  * @module
  */
 import { sfc32 } from "../../src/prng.ts";
+import { sleep } from "../../tests/support/wait.ts";
 import { PROXY_HEADER } from "./proxy.ts";
 
 /** The kinds of hostile request. */
@@ -667,7 +668,7 @@ export async function runHostile(ctx: HostileContext, opts: HostileOptions): Pro
       .finally(() => inflight.delete(one));
     inflight.add(one);
     const wait = gap_ms - (ctx.now() - started);
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (wait > 0) await sleep(wait);
   }
   await Promise.all(inflight);
 }

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { sleep } from "../../tests/support/wait.ts";
 import type { NemesisEvent } from "./history.ts";
 import { type NodeProcess, writeClockOffset } from "./nodes.ts";
 import type { Proxies } from "./proxy.ts";
@@ -69,8 +70,6 @@ export interface NemesisContext {
   /** The nemesis stops starting faults at this run time. */
   end_ms: number;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function shuffle<T>(random: () => number, items: T[]): T[] {
   const out = [...items];

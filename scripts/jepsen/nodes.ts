@@ -11,6 +11,8 @@
  * @module
  */
 
+import { sleep } from "../../tests/support/wait.ts";
+
 const SRC = new URL("../../src/", import.meta.url).pathname;
 
 /** A change made to the copied source: the first `from` in `file` becomes `to`. */
@@ -175,7 +177,7 @@ export class NodeProcess {
       } catch {
         // not listening yet
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     throw new Error(`${this.spec.name} did not answer /health within ${timeout_ms} ms`);
   }
@@ -209,15 +211,4 @@ export class NodeProcess {
     await Deno.remove(this.spec.data_dir, { recursive: true }).catch(() => {});
     await Deno.mkdir(this.spec.data_dir, { recursive: true });
   }
-}
-
-/** Free loopback ports (bound and released; the caller binds them right after). */
-export function freePorts(n: number): number[] {
-  const listeners = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
 }

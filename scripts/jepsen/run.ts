@@ -10,6 +10,8 @@
  * @module
  */
 import { sfc32 } from "../../src/prng.ts";
+import { freePorts } from "../../tests/support/ports.ts";
+import { sleep } from "../../tests/support/wait.ts";
 import {
   checkFiring,
   checkLinearizable,
@@ -28,7 +30,6 @@ import { stopwatch } from "./history.ts";
 import { type FaultKind, healAll, type NemesisContext, runNemesis } from "./nemesis.ts";
 import {
   faketimeAvailable,
-  freePorts,
   NodeProcess,
   RUN_SECRET,
   snapshotSource,
@@ -66,8 +67,6 @@ export interface RunResult {
   stats: FiringStats;
   history: History;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface ClusterView {
   leader: string | null;

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { sleep } from "../../tests/support/wait.ts";
 import type { CreatedJob, CreateItem, HistoryOp, Outcome } from "./history.ts";
 
 /** A client gives up on a request after this long (the operation is then indeterminate). */
@@ -233,6 +234,6 @@ export async function runClient(ctx: WorkloadContext, client: number): Promise<v
     } else {
       await perform(ctx, client, node, "get", { id: anyId(withIds) });
     }
-    await new Promise((resolve) => setTimeout(resolve, 20 + ctx.random() * 60));
+    await sleep(20 + ctx.random() * 60);
   }
 }

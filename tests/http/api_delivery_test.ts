@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { TICKRAFT_VERSION } from "../../src/scheduler/webhook/delivery.ts";
 import { verifySignature } from "../../src/scheduler/webhook/signing.ts";
 import type { RecordedRequest } from "../support/sink.ts";
-import { closedPort, inMs, type TestNode, withNode } from "../support/node.ts";
+import { inMs, type TestNode, withNode } from "../support/node.ts";
+import { freePort as closedPort } from "../support/ports.ts";
 
 const NODE_SECRET = "node-wide-secret-0123456789";
 const JOB_SECRET = "per-job-secret-abcdefghijkl";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { type Config, defaultConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
-import { freePorts } from "../support/process_cluster.ts";
+import { freePorts } from "../support/ports.ts";
 import { INPROCESS_SECRET, withInProcessCluster } from "../support/inprocess_cluster.ts";
 
 const ADMIN_TOKEN = "routing-admin-token-0123456789";

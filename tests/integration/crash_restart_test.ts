@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { verifySignature } from "../../src/scheduler/webhook/signing.ts";
-import { eventually, type NodeProcess, spawnNode } from "../support/process.ts";
+import { type NodeProcess, spawnNode } from "../support/process.ts";
+import { eventually } from "../support/wait.ts";
 import { type RecordedRequest, startSink } from "../support/sink.ts";
 
 const SECRET = "crash-test-secret-0123456789";

@@ -13,12 +13,12 @@ import {
   json,
   logLines,
   post,
-  sleep,
   startCluster,
   stopCluster,
 } from "../support/process_cluster.ts";
 import { type NodeProcess, spawnNode } from "../support/process.ts";
 import { startSink } from "../support/sink.ts";
+import { sleep } from "../support/wait.ts";
 
 const FAULTY_NODE = new URL("../support/faulty_node.ts", import.meta.url).pathname;
 const EXIT_WITHIN_MS = 1_000;

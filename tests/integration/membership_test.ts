@@ -14,12 +14,11 @@ import {
   listJobIds,
   memberUrl,
   post,
-  sleep,
   startCluster,
   startMember,
   stopCluster,
 } from "../support/process_cluster.ts";
-import { eventually } from "../support/process.ts";
+import { eventually, sleep } from "../support/wait.ts";
 
 interface Writer {
   /** Ids of creates answered 201, in order. */

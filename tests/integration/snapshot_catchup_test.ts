@@ -15,7 +15,7 @@ import {
   startMember,
   stopCluster,
 } from "../support/process_cluster.ts";
-import { eventually } from "../support/process.ts";
+import { eventually } from "../support/wait.ts";
 
 const SNAPSHOT_ENTRIES = 20;
 const CREATES_WHILE_DOWN = 300;

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { type Config, defaultConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
-import { freePorts } from "./process_cluster.ts";
+import { freePorts } from "./ports.ts";
+import { sleep } from "./wait.ts";
 
 /** The cluster secret the in-process nodes share. */
 export const INPROCESS_SECRET = "inprocess-test-secret-0123456789";
@@ -56,7 +57,7 @@ export async function withInProcessCluster(
         ),
       );
       if (views[0] !== null && views.every((v) => v === views[0])) leader = views[0];
-      else await new Promise((resolve) => setTimeout(resolve, 50));
+      else await sleep(50);
     }
     assert.ok(leader !== null, "a leader is elected");
     await fn(nodes, leader);

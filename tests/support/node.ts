@@ -18,6 +18,7 @@ import { type Config, defaultConfig } from "../../src/config.ts";
 import { type Logger, silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
 import { type Sink, type SinkOptions, startSink } from "./sink.ts";
+import { sleep } from "./wait.ts";
 
 /** A response read whole: status, headers and the body parsed as JSON (or the text). */
 export interface ApiResponse {
@@ -114,7 +115,7 @@ export async function withNode(
               `GET ${path}: condition not met within ${timeout_ms} ms; last (${last.status}): ${last.text}`,
             );
           }
-          await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS));
+          await sleep(POLL_EVERY_MS);
           last = await request("GET", path);
         }
         return last.body;
@@ -125,14 +126,6 @@ export async function withNode(
     await node?.stop(STOP_GRACE_MS);
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** A port on 127.0.0.1 with nothing listening: bound, then released. */
-export function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** ISO time `ms` from now. */

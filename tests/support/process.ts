@@ -1,7 +1,11 @@
 /**
  * A scheduler node as a real child process (`deno run src/main.ts`), for crash and restart
- * tests: start it on a data dir, wait until it listens, kill it with any signal.
+ * tests: start it on a data dir, wait until it listens, kill it with any signal. Launched by the
+ * shared {@link spawnChild} (tests/support/child.ts), which keeps all of its output.
+ *
+ * @module
  */
+import { type Child, spawnChild } from "./child.ts";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 
@@ -27,90 +31,58 @@ export async function spawnNode(
   start_timeout_ms = 30_000,
   entry = MAIN,
 ): Promise<NodeProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", entry, "--host", "127.0.0.1", "--http-port", "0", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const decoder = new TextDecoder();
   let announce: (url: string) => void = () => {};
   const listening = new Promise<string>((resolve) => announce = resolve);
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) {
-      text += decoder.decode(chunk, { stream: true });
-      const match = /"msg":"node started".*?"url":"([^"]+)"/.exec(text);
+  const child: Child = spawnChild("node", Deno.execPath(), [
+    "run",
+    "--allow-all",
+    entry,
+    "--host",
+    "127.0.0.1",
+    "--http-port",
+    "0",
+    ...args,
+  ], {
+    env,
+    onOutput: () => {
+      const match = /"msg":"node started".*?"url":"([^"]+)"/.exec(child.output());
       if (match !== null) announce(match[1]);
-    }
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+    },
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`node did not start within ${start_timeout_ms} ms:\n${text}`)),
+      () =>
+        reject(new Error(`node did not start within ${start_timeout_ms} ms:\n${child.output()}`)),
       start_timeout_ms,
     );
   });
-  const exited = child.status.then((s) => {
-    throw new Error(`node exited with code ${s.code} before listening:\n${text}`);
+  const exited = child.exited.then((code) => {
+    throw new Error(`node exited with code ${code} before listening:\n${child.output()}`);
   });
   let url: string;
   try {
     url = await Promise.race([listening, timeout, exited]);
   } catch (error) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await pumps;
+    child.signal("SIGKILL");
+    await child.exited;
     throw error;
   } finally {
     clearTimeout(timer);
   }
   exited.catch(() => {});
   let done: Promise<number> | null = null;
-  const exitCode = child.status.then(async (s) => {
-    await pumps;
-    return s.code;
-  });
   return {
     url,
     pid: child.pid,
-    output: () => text,
-    exited: exitCode,
+    output: child.output,
+    exited: child.exited,
     kill(signal: Deno.Signal): Promise<number> {
       if (done === null) {
-        try {
-          child.kill(signal);
-        } catch {
-          // already exited; its status still resolves
-        }
-        done = exitCode;
+        child.signal(signal);
+        done = child.exited;
       }
       return done;
     },
   };
-}
-
-/** Polls `check` until it returns a value other than undefined, or throws after `timeout_ms`. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeout_ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeout_ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last === undefined ? "" : `: ${last}`}`);
 }

@@ -16,7 +16,9 @@
  * @module
  */
 import type { ClusterView } from "../../src/http/schemas.ts";
-import { eventually, type NodeProcess, spawnNode } from "./process.ts";
+import { freePort, freePorts } from "./ports.ts";
+import { type NodeProcess, spawnNode } from "./process.ts";
+import { eventually } from "./wait.ts";
 
 /** The `CLUSTER_SECRET` every test node shares. */
 export const CLUSTER_SECRET = "cluster-test-secret-0123456789";
@@ -47,17 +49,6 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** The script each node runs instead of src/main.ts (tests/support/faulty_node.ts). */
   entry?: string;
-}
-
-/** Free loopback ports (bound and released; the nodes bind them right after). */
-export function freePorts(n: number): number[] {
-  const listeners = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
 }
 
 /** Fetches `url` and parses the JSON answer. */
@@ -141,7 +132,7 @@ export async function startMember(
 export function memberUrl(cluster: Cluster, name: string): string {
   let url = cluster.urls.get(name);
   if (url === undefined) {
-    url = `http://127.0.0.1:${freePorts(1)[0]}`;
+    url = `http://127.0.0.1:${freePort()}`;
     cluster.urls.set(name, url);
   }
   return url;
@@ -175,9 +166,6 @@ export function agreedLeader(
     return views.every((v) => v.leader === leader && v.term === views[0].term) ? leader : undefined;
   }, timeout_ms);
 }
-
-/** Resolves after `ms`. */
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The JSON log lines of `node` whose `msg` is `msg`, parsed. */
 export function logLines(node: NodeProcess, msg: string): Record<string, unknown>[] {
