@@ -52,6 +52,7 @@ function job(i: number, now: number): JobRecord {
     last_status: null,
     attempt_count: 0,
     run_count: 0,
+    executor: null,
   };
 }
 

@@ -45,6 +45,27 @@ export const MIGRATIONS: Migration[] = [
       `CREATE TABLE members (id INTEGER PRIMARY KEY, name TEXT NOT NULL, address TEXT NOT NULL)`,
     ],
   },
+  {
+    id: 3,
+    name: "workers and allocations",
+    sql: [
+      `CREATE TABLE workers (
+        id TEXT PRIMARY KEY, pool TEXT NOT NULL, region TEXT NOT NULL, zone TEXT NOT NULL,
+        labels TEXT NOT NULL, taints TEXT NOT NULL, capacity TEXT NOT NULL, status TEXT NOT NULL,
+        status_reason TEXT, registered_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)`,
+      `CREATE TABLE allocations (
+        id TEXT PRIMARY KEY, job_id TEXT NOT NULL, execution_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL, scheduled_at INTEGER NOT NULL, worker_id TEXT,
+        status TEXT NOT NULL, resources TEXT NOT NULL, job_labels TEXT NOT NULL,
+        lease_ms INTEGER NOT NULL, lease_expires_at INTEGER, idempotency_key TEXT NOT NULL,
+        score REAL, explanation TEXT, created_at INTEGER NOT NULL, placed_at INTEGER,
+        started_at INTEGER, finished_at INTEGER, outcome TEXT)`,
+      `CREATE INDEX allocations_worker ON allocations (worker_id, status)`,
+      `CREATE INDEX allocations_job ON allocations (job_id, id)`,
+      `CREATE INDEX allocations_status ON allocations (status, id)`,
+      `ALTER TABLE jobs ADD COLUMN executor TEXT`,
+    ],
+  },
 ];
 
 /** Migrations of the Raft log file (`raft.db`): entries, hard state, the latest snapshot. */

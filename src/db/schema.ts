@@ -4,7 +4,7 @@
  *
  * Times are integer milliseconds since the Unix epoch (`*_at`); JSON values are text.
  */
-import { blob, index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { blob, index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Small key/value facts of the node: the applied log index, the node's identity. */
 export const meta = sqliteTable("meta", {
@@ -50,6 +50,8 @@ export const jobs = sqliteTable("jobs", {
   last_status: text("last_status"),
   attempt_count: integer("attempt_count").notNull(),
   run_count: integer("run_count").notNull(),
+  /** JSON of the job's worker executor (`{"type": "worker", ...}`); null: a webhook job. */
+  executor: text("executor"),
 }, (t) => [
   uniqueIndex("jobs_idempotency_key").on(t.idempotency_key),
   index("jobs_status").on(t.status, t.id),
@@ -84,6 +86,48 @@ export const members = sqliteTable("members", {
   name: text("name").notNull(),
   address: text("address").notNull(),
 });
+
+/** Registered workers (the workers sub-machine, `src/workers/`); JSON text for labels, taints, capacity. */
+export const workers = sqliteTable("workers", {
+  id: text("id").primaryKey(),
+  pool: text("pool").notNull(),
+  region: text("region").notNull(),
+  zone: text("zone").notNull(),
+  labels: text("labels").notNull(),
+  taints: text("taints").notNull(),
+  capacity: text("capacity").notNull(),
+  status: text("status").notNull(),
+  status_reason: text("status_reason"),
+  registered_at: integer("registered_at").notNull(),
+  updated_at: integer("updated_at").notNull(),
+});
+
+/** Allocations: occurrences of worker jobs placed on workers; `outcome` is JSON once ended. */
+export const allocations = sqliteTable("allocations", {
+  id: text("id").primaryKey(),
+  job_id: text("job_id").notNull(),
+  execution_id: text("execution_id").notNull(),
+  attempt: integer("attempt").notNull(),
+  scheduled_at: integer("scheduled_at").notNull(),
+  worker_id: text("worker_id"),
+  status: text("status").notNull(),
+  resources: text("resources").notNull(),
+  job_labels: text("job_labels").notNull(),
+  lease_ms: integer("lease_ms").notNull(),
+  lease_expires_at: integer("lease_expires_at"),
+  idempotency_key: text("idempotency_key").notNull(),
+  score: real("score"),
+  explanation: text("explanation"),
+  created_at: integer("created_at").notNull(),
+  placed_at: integer("placed_at"),
+  started_at: integer("started_at"),
+  finished_at: integer("finished_at"),
+  outcome: text("outcome"),
+}, (t) => [
+  index("allocations_worker").on(t.worker_id, t.status),
+  index("allocations_job").on(t.job_id, t.id),
+  index("allocations_status").on(t.status, t.id),
+]);
 
 /** Raft log entries since the latest snapshot (`raft.db`); `crc` is the CRC-32 of `data`. */
 export const raftEntries = sqliteTable("raft_entries", {

@@ -5,6 +5,7 @@
  * `meta` id is a named component of that document.
  */
 import { z } from "zod";
+import { workerExecutorSchema } from "../scheduler/executor.ts";
 import { isReservedHeader, webhookUrlProblem } from "../scheduler/webhook/target_policy.ts";
 import {
   type ExecutionRecord,
@@ -77,6 +78,9 @@ export const jobCreateSchema = z.object({
   max_attempts: z.number().int().min(1).max(50).optional(),
   timeout_seconds: seconds(3_600).optional(),
   idempotency_key: z.string().min(1).max(IDEMPOTENCY_KEY_CHARS_MAX).optional(),
+  executor: workerExecutorSchema.optional().meta({
+    description: "Run each occurrence on registered workers instead of calling a webhook",
+  }),
 }).strict().superRefine((body, ctx) => {
   const type = isTypeName(body.type) ? TYPE_ALIASES[body.type] : undefined;
   const issue = (path: string, message: string) =>
@@ -119,6 +123,9 @@ export const jobCreateSchema = z.object({
       issue("headers", `header "${name}" cannot be set by a job`);
     }
   }
+  if (body.executor !== undefined && body.webhook_url !== undefined) {
+    issue("webhook_url", "a worker job runs on workers and has no webhook_url: drop one of them");
+  }
   const ends = body.last_date ?? body.ends_at;
   if (ends !== undefined && body.starts_at !== undefined && ends < body.starts_at) {
     issue("last_date", "last_date is before starts_at");
@@ -145,6 +152,7 @@ export function toJobInput(body: JobCreateBody, header_key: string | null): JobI
     method: body.method ?? "POST",
     headers: body.headers ?? {},
     payload: body.payload ?? null,
+    executor: body.executor ?? null,
     secret: body.secret ?? null,
     overlap_policy: body.overlap_policy ?? "allow",
     catchup_window_ms: body.catchup_window_seconds === undefined
@@ -235,6 +243,7 @@ export const jobSchema = z.object({
   method: z.enum(["POST", "PUT", "PATCH", "GET", "DELETE"]),
   headers: z.record(z.string(), z.string()),
   payload: z.unknown(),
+  executor: workerExecutorSchema.nullable().meta({ description: "Null: a webhook job" }),
   has_secret: z.boolean(),
   overlap_policy: z.enum(["allow", "forbid", "replace"]),
   catchup_window_seconds: z.number(),
@@ -419,6 +428,7 @@ export function jobJson(job: JobRecord): z.output<typeof jobSchema> {
     method: job.method,
     headers: job.headers,
     payload: job.payload,
+    executor: job.executor,
     has_secret: job.secret !== null,
     overlap_policy: job.overlap_policy,
     catchup_window_seconds: job.catchup_window_ms / 1_000,

@@ -30,6 +30,7 @@
  * @module
  */
 import type { AttemptOutcome, Command } from "./commands.ts";
+import { workerExecutorSchema } from "./executor.ts";
 import { CommandCodecError, parseChecked, stringifyChecked } from "../log/codec.ts";
 
 /** Ceilings of a valid command. The HTTP edge's (configurable) limits must stay below them. */
@@ -289,6 +290,14 @@ function job(value: unknown): void {
   if (j.last_status !== null) oneOf(j.last_status, "last_status", EXECUTION_STATUSES);
   count(j.attempt_count, "attempt_count");
   count(j.run_count, "run_count");
+  // Absent in entries written before jobs had an executor: a webhook job.
+  if (j.executor != null) {
+    const parsed = workerExecutorSchema.safeParse(j.executor);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new CommandCodecError(["executor", ...issue.path].join("."), issue.message);
+    }
+  }
   const needs = j.type === "once"
     ? "run_at"
     : j.type === "cron"

@@ -63,6 +63,7 @@ export const JOB_COLUMNS = [
   "last_status",
   "attempt_count",
   "run_count",
+  "executor",
 ] as const;
 
 /** Rows per multi-row insert statement. */
@@ -72,6 +73,8 @@ function jobArgs(job: JobRecord): (string | number | null)[] {
   return JOB_COLUMNS.map((column) => {
     const value = job[column];
     if (column === "headers" || column === "payload") return JSON.stringify(value ?? null);
+    // Entries written before jobs had an executor carry none: a webhook job.
+    if (column === "executor") return value == null ? null : JSON.stringify(value);
     return value as string | number | null;
   });
 }

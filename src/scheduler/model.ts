@@ -2,6 +2,8 @@
  * The scheduler's domain records as the state machine stores them. Times are epoch milliseconds.
  */
 
+import type { WorkerExecutor } from "./executor.ts";
+
 /** How a job recurs. The seed's Spanish names map onto these: unico → once, recurrente → cron. */
 export type JobType = "once" | "cron" | "interval";
 
@@ -73,6 +75,8 @@ export interface JobRecord {
   attempt_count: number;
   /** Occurrences started (deliveries begun, not counting retries). */
   run_count: number;
+  /** Null: each occurrence is a webhook call; else it runs on workers (src/workers/). */
+  executor: WorkerExecutor | null;
 }
 
 /** Why an execution exists. */

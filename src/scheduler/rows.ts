@@ -46,6 +46,7 @@ export function rowToJob(row: Row): JobRecord {
     last_status: str(row.last_status) as ExecutionStatus | null,
     attempt_count: Number(row.attempt_count),
     run_count: Number(row.run_count),
+    executor: row.executor == null ? null : JSON.parse(String(row.executor)),
   };
 }
 

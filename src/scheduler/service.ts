@@ -48,6 +48,7 @@ export type JobInput =
     | "secret"
     | "overlap_policy"
     | "idempotency_key"
+    | "executor"
   >
   & { catchup_window_ms: number | null; max_attempts: number | null; timeout_ms: number | null };
 

@@ -1,7 +1,7 @@
 /** The drizzle schema and the SQL migrations describe the same tables and columns. */
 import assert from "node:assert/strict";
 import { getTableConfig, type SQLiteTable } from "drizzle-orm/sqlite-core";
-import { RAFT_MIGRATIONS } from "../../src/db/migrations.ts";
+import { MIGRATIONS, RAFT_MIGRATIONS } from "../../src/db/migrations.ts";
 import { openDatabase } from "../../src/db/open.ts";
 import * as schema from "../../src/db/schema.ts";
 
@@ -11,6 +11,8 @@ const STATE_TABLES = [
   schema.jobs,
   schema.executions,
   schema.members,
+  schema.workers,
+  schema.allocations,
 ];
 const RAFT_TABLES = [schema.raftEntries, schema.raftState, schema.raftSnapshot];
 
@@ -61,7 +63,7 @@ Deno.test("migrations are applied once: reopening a file changes nothing", async
     (await openDatabase(dir)).close();
     const db = await openDatabase(dir);
     const applied = await db.client.execute("SELECT id FROM schema_migrations ORDER BY id");
-    assert.deepEqual(applied.rows.map((r) => Number(r.id)), [1, 2]);
+    assert.deepEqual(applied.rows.map((r) => Number(r.id)), MIGRATIONS.map((m) => m.id));
     db.close();
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -156,6 +156,7 @@ async function withScheduler(
         last_status: null,
         attempt_count: 0,
         run_count: 0,
+        executor: null,
         ...partial,
       };
       const command: Command = { type: "job.create", at: clock.now(), jobs: [job], job_limit: 100 };

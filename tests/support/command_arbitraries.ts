@@ -82,6 +82,7 @@ export const jobArb: fc.Arbitrary<JobRecord> = fc.record({
   last_status: nullable(fc.constantFrom("completed", "failed", "skipped", "missed")),
   attempt_count: countArb,
   run_count: countArb,
+  executor: fc.constant(null),
 }).map((job): JobRecord => ({
   ...job,
   // What a job of each type needs; the others may be null.
