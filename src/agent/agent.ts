@@ -43,6 +43,12 @@ const STALE_POLL_PAUSE_MS = 500;
 const FINISH_GRACE_MS = 30_000;
 /** Tries of the drain and deregistration calls on the way out, per node. */
 const EXIT_TRIES_PER_SERVER = 2;
+/**
+ * The work stops this share of the lease (at most {@link REPORT_MARGIN_MAX_MS}) before the lease
+ * ends, so that its outcome reaches the cluster while the allocation is still this worker's.
+ */
+const REPORT_MARGIN_SHARE = 0.1;
+const REPORT_MARGIN_MAX_MS = 1_000;
 /** Allocation ids remembered as handled, so a lagging poll does not start one twice. */
 const SEEN_MAX = 4_096;
 
@@ -269,6 +275,9 @@ export class Agent {
   async #handle(placed: Allocation): Promise<void> {
     if (this.#draining.signal.aborted) return;
     const fields = { allocation: placed.id, job: placed.job_id, attempt: placed.attempt };
+    // The lease starts when the cluster applies the start, after this: a deadline counted from
+    // here ends no later than the cluster's.
+    const sent_ms = this.#clock.now();
     const answer = await this.#client.request(
       "POST",
       `/allocations/${encodeURIComponent(placed.id)}/start`,
@@ -286,7 +295,9 @@ export class Agent {
     if (answer.status !== 200) return this.#unexpected("start", answer);
     const started = allocationSchema.safeParse(answer.json);
     const allocation = started.success ? started.data : placed;
-    const deadline_ms = this.#clock.now() + allocation.lease_seconds * 1000;
+    const lease_ms = allocation.lease_seconds * 1000;
+    const margin_ms = Math.min(REPORT_MARGIN_MAX_MS, lease_ms * REPORT_MARGIN_SHARE);
+    const deadline_ms = sent_ms + lease_ms - margin_ms;
     this.#started.add(allocation.id);
     this.#logger.info("allocation started", { ...fields, lease_seconds: allocation.lease_seconds });
     const outcome = await this.#runOne(allocation, deadline_ms);

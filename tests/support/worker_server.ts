@@ -148,6 +148,8 @@ export interface WorkerCluster extends AsyncDisposable {
   calls: RecordedCall[];
   /** Places a new allocation on `worker_id` (registered or not yet). */
   place(worker_id: string, spec?: PlaceSpec): AllocationRecord;
+  /** Long polls of `worker_id` waiting now. */
+  polling(worker_id: string): number;
   /** Forgets a worker, as after a TTL the agent missed: its next heartbeat gets 404. */
   forget(worker_id: string): void;
   /** Resolves once `check()` holds; rejects after `timeout_ms` naming `what`. */
@@ -430,6 +432,7 @@ export async function startWorkerCluster(opts: WorkerClusterOptions = {}): Promi
       wake(worker_id);
       return allocation;
     },
+    polling: (worker_id) => pollers.get(worker_id)?.size ?? 0,
     forget(worker_id) {
       workers.delete(worker_id);
     },
