@@ -140,9 +140,7 @@ export class Agent {
       signal: this.#done.signal,
     });
     if (answer.status !== 200 && answer.status !== 201) {
-      throw new AgentFatalError(
-        `the cluster refused the registration (HTTP ${answer.status}): ${serverMessage(answer)}`,
-      );
+      throw new AgentFatalError(refusal("the registration", answer));
     }
     const parsed = registerAnswerSchema.safeParse(answer.json);
     if (parsed.success && parsed.data.heartbeat_ms !== undefined) {
@@ -366,10 +364,8 @@ export class Agent {
 
   /** An answer docs/workers.md does not list for `call`: 401/403/400 cannot heal by retrying. */
   #unexpected(call: string, answer: Answer): void {
-    const message = `${call} answered HTTP ${answer.status}: ${serverMessage(answer)}`;
     if (answer.status === 400 || answer.status === 401 || answer.status === 403) {
-      const hint = answer.status === 400 ? "" : " (check --token)";
-      this.#fatal(new AgentFatalError(message + hint));
+      this.#fatal(new AgentFatalError(refusal(call, answer)));
       return;
     }
     this.#logger.warn("unexpected answer", {
@@ -378,4 +374,12 @@ export class Agent {
       server: this.#client.server,
     });
   }
+}
+
+/** Why the cluster refused `call`, with what to check. */
+function refusal(call: string, answer: Answer): string {
+  const hint = answer.status === 401 || answer.status === 403
+    ? " (check --token or $TICKRAFT_TOKEN: an admin token of the cluster)"
+    : "";
+  return `the cluster refused ${call} (HTTP ${answer.status}): ${serverMessage(answer)}${hint}`;
 }

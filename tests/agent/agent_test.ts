@@ -230,6 +230,44 @@ Deno.test("when its node stops, the agent fails over to the next --server", asyn
   );
 });
 
+Deno.test("a node that refuses connections or answers 503 is left for the next one", async () => {
+  await using cluster = await startWorkerCluster({ nodes: 3 });
+  await using sink = await startSink();
+  const [gone, unavailable, healthy] = cluster.nodes;
+  await gone.stop();
+  unavailable.answerAll(503);
+  await using worker = spawnWorker([
+    "--server",
+    cluster.nodes.map((n) => n.url).join(","),
+    "--id",
+    "w-503",
+    "--handler",
+    `${sink.url}/run`,
+  ]);
+  await cluster.waitFor("a registration", () => cluster.registrations.length === 1, WAIT_MS);
+  const allocation = cluster.place("w-503");
+  await cluster.waitFor("it ran", () => allocation.finish?.ok === true, WAIT_MS);
+  assert.ok(cluster.calls.some((c) => c.node === 1 && c.status === 503));
+  assert.ok(cluster.calls.filter((c) => c.status !== 503).every((c) => c.node === 2));
+  const hops = worker.logs().filter((l) => l.msg === "reconnecting").map((l) => [l.from, l.to]);
+  assert.deepEqual(hops.slice(0, 2), [[gone.url, unavailable.url], [unavailable.url, healthy.url]]);
+});
+
+Deno.test("a wrong token stops the agent with exit 1 and says what to check", async () => {
+  await using cluster = await startWorkerCluster({ token: TOKEN });
+  await using worker = spawnWorker([
+    "--server",
+    cluster.nodes[0].url,
+    "--token",
+    "wrong",
+    "--exec",
+    "true",
+  ]);
+  assert.equal(await worker.exited, 1, worker.output());
+  assert.match(worker.output(), /HTTP 401.*check --token/);
+  assert.equal(cluster.registrations.length, 0);
+});
+
 Deno.test("never more than --slots allocations at once", async () => {
   await using cluster = await startWorkerCluster();
   const finished = () => [...cluster.allocations.values()].filter((a) => a.finish).length;

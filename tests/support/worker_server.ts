@@ -125,6 +125,8 @@ export interface WorkerNode {
   url: string;
   /** Stops listening: new connections are refused, polls in flight answer 503. */
   stop(): Promise<void>;
+  /** From now on every call is answered `status` (e.g. 503: no leader), or served again (null). */
+  answerAll(status: number | null): void;
 }
 
 /** Options of {@link startWorkerCluster}. */
@@ -347,6 +349,7 @@ export async function startWorkerCluster(opts: WorkerClusterOptions = {}): Promi
 
   const startNode = (index: number): Promise<WorkerNode> => {
     const stopping = new AbortController();
+    let answer_all: number | null = null;
     return new Promise((resolve) => {
       const server = Deno.serve({
         hostname: "127.0.0.1",
@@ -360,13 +363,17 @@ export async function startWorkerCluster(opts: WorkerClusterOptions = {}): Promi
               stopped ??= server.shutdown();
               return stopped;
             },
+            answerAll: (status) => answer_all = status,
           });
         },
       }, async (request) => {
         const url = new URL(request.url);
         let status: number;
         let body: unknown;
-        if (
+        if (answer_all !== null) {
+          status = answer_all;
+          body = { error: "no leader", code: "unavailable" };
+        } else if (
           opts.token !== undefined &&
           request.headers.get("authorization") !== `Bearer ${opts.token}`
         ) {
