@@ -99,8 +99,15 @@ export class Agent {
    */
   async run(): Promise<void> {
     const fatal = new Promise<never>((_, reject) => this.#fatal = reject);
+    // A refusal after run() ended has nobody to tell; the races below still see any before.
+    fatal.catch(() => {});
     try {
-      await Promise.race([this.#register(), fatal]);
+      try {
+        await Promise.race([this.#register(this.#draining.signal), fatal]);
+      } catch (error) {
+        if (error instanceof AbortedError) return; // stopped before any node answered
+        throw error;
+      }
       const heartbeats = this.#heartbeatLoop();
       await Promise.race([this.#pollLoop(), fatal]);
       await Promise.race([this.#leave(), fatal]);
@@ -119,12 +126,12 @@ export class Agent {
   }
 
   /** `POST /workers`; one registration at a time, however many calls found the worker gone. */
-  #register(): Promise<void> {
-    this.#registering ??= this.#registerOnce().finally(() => this.#registering = null);
+  #register(signal: AbortSignal = this.#done.signal): Promise<void> {
+    this.#registering ??= this.#registerOnce(signal).finally(() => this.#registering = null);
     return this.#registering;
   }
 
-  async #registerOnce(): Promise<void> {
+  async #registerOnce(signal: AbortSignal): Promise<void> {
     const o = this.#options;
     const body: RegisterBody = {
       id: o.id,
@@ -137,7 +144,7 @@ export class Agent {
     };
     const answer = await this.#client.request("POST", "/workers", body, {
       timeout_ms: REQUEST_TIMEOUT_MS,
-      signal: this.#done.signal,
+      signal,
     });
     if (answer.status !== 200 && answer.status !== 201) {
       throw new AgentFatalError(refusal("the registration", answer));
@@ -250,7 +257,12 @@ export class Agent {
     this.#remember(allocation.id);
     const done = this.#handle(allocation)
       .catch((error) => {
-        if (error instanceof AbortedError) return;
+        if (error instanceof AbortedError) {
+          this.#logger.warn("allocation given up: no node answered within its lease", {
+            allocation: allocation.id,
+          });
+          return;
+        }
         this.#logger.error("allocation failed in the agent", {
           allocation: allocation.id,
           error: (error as Error).message,

@@ -1,7 +1,8 @@
 /**
  * `tickraft worker …`: reads the command line, runs an {@link Agent} until it is drained, and
  * maps what happened to the exit code: 0 after a drain, 1 when the cluster refused the worker,
- * 2 for a usage error (with the help), 128 + n on a second SIGTERM or SIGINT (exit at once).
+ * 2 for a usage error (with the help) or a missing runtime permission, 128 + n on a second
+ * SIGTERM or SIGINT (exit at once).
  *
  * @example
  * ```ts
@@ -15,7 +16,7 @@ import { createLogger } from "../logger.ts";
 import { Agent, AgentFatalError } from "./agent.ts";
 import { ServerClient } from "./client.ts";
 import { AGENT_HELP, AgentUsageError, parseAgentArgs } from "./options.ts";
-import { exitNow, hostInfo, onStopSignal, signalExitCode } from "./runtime.ts";
+import { exitNow, hostInfo, missingPermissions, onStopSignal, signalExitCode } from "./runtime.ts";
 
 /** Whether `args` start the worker agent (`tickraft worker …`). */
 export function isWorkerInvocation(args: string[]): boolean {
@@ -24,6 +25,11 @@ export function isWorkerInvocation(args: string[]): boolean {
 
 /** Runs the agent with `args` (the words after `worker`); resolves with the exit code. */
 export async function runWorker(args: string[]): Promise<number> {
+  const missing = missingPermissions(args.some((a) => a === "--exec" || a.startsWith("--exec=")));
+  if (missing.length > 0) {
+    console.error(`tickraft worker: run it with ${missing.join(" ")} (or --allow-all)`);
+    return 2;
+  }
   const host = hostInfo();
   let parsed;
   try {

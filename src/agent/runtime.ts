@@ -6,6 +6,19 @@
  * @module
  */
 
+/**
+ * The runtime flags the agent lacks: `--allow-net` to talk to nodes and handlers, `--allow-sys`
+ * for the host's name, load and memory, `--allow-env` for the defaults from the environment and
+ * `--allow-run` when it runs commands (`--exec`).
+ */
+export function missingPermissions(runs_commands: boolean): string[] {
+  const needed: Deno.PermissionDescriptor[] = [{ name: "net" }, { name: "sys" }, { name: "env" }];
+  if (runs_commands) needed.push({ name: "run" });
+  return needed
+    .filter((p) => Deno.permissions.querySync(p).state !== "granted")
+    .map((p) => `--allow-${p.name}`);
+}
+
 /** What the OS says about the host, for the default capacity and the heartbeat's usage. */
 export interface HostInfo {
   hostname: string;

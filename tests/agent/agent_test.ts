@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { verifySignature } from "../../src/scheduler/webhook/signing.ts";
+import { eventually } from "../support/process.ts";
 import { startSink } from "../support/sink.ts";
 import { startWorkerCluster } from "../support/worker_server.ts";
 import { spawnWorker } from "./worker_process.ts";
@@ -355,4 +356,40 @@ Deno.test("a second SIGTERM exits at once, without waiting for what runs", async
   assert.equal(await worker.exited, 143);
   assert.equal(running.finish, undefined);
   assert.equal(running.status, "running", "left to its lease");
+});
+
+Deno.test("--exec without --allow-run exits 2 naming the flag", async () => {
+  const main = new URL("../../src/main.ts", import.meta.url).pathname;
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-sys",
+      "--allow-env",
+      "--allow-read",
+      main,
+      "worker",
+      "--server",
+      "http://127.0.0.1:9",
+      "--exec",
+      "true",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 2);
+  assert.match(new TextDecoder().decode(stderr), /run it with --allow-run/);
+});
+
+Deno.test("SIGTERM while no node answers ends the agent with 0 instead of retrying", async () => {
+  const cluster = await startWorkerCluster();
+  const url = cluster.nodes[0].url;
+  await cluster.close();
+  await using worker = spawnWorker(["--server", url, "--id", "w-alone", "--exec", "true"]);
+  await eventually(
+    "a reconnect",
+    () => Promise.resolve(worker.logs().some((l) => l.msg === "reconnecting") || undefined),
+  );
+  worker.signal("SIGTERM");
+  assert.equal(await worker.exited, 0, worker.output());
 });
