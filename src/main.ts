@@ -1,7 +1,9 @@
 /**
  * Entry of the binary: `jobs …` and `cluster …` run the CLI against a node over HTTP
- * (`src/cli/`); anything else (`serve`, flags, nothing) starts a node.
+ * (`src/cli/`), `worker …` runs the worker agent (`src/agent/`); anything else (`serve`, flags,
+ * nothing) starts a node.
  */
+import { isWorkerInvocation, runWorker } from "./agent/command.ts";
 import { isCliInvocation, runCli } from "./cli/cli.ts";
 import type { FaultHook } from "./faults.ts";
 import type { VitalFailure } from "./node/vitals.ts";
@@ -72,6 +74,7 @@ export async function serve(args: string[], fault?: FaultHook): Promise<number> 
 }
 
 async function main(args: string[]): Promise<number> {
+  if (isWorkerInvocation(args)) return await runWorker(args.slice(1));
   return isCliInvocation(args) ? await runCli(args) : await serve(args);
 }
 
