@@ -4,7 +4,15 @@
  *
  * Times are integer milliseconds since the Unix epoch (`*_at`); JSON values are text.
  */
-import { blob, index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import {
+  blob,
+  index,
+  integer,
+  real,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/sqlite-core";
 
 /** Small key/value facts of the node: the applied log index, the node's identity. */
 export const meta = sqliteTable("meta", {

@@ -25,7 +25,11 @@ const constraint = z.object({
   const needsValue = c.operator === "=" || c.operator === "!=";
   const needsValues = c.operator === "in" || c.operator === "not_in";
   if (needsValue && c.value === undefined) {
-    ctx.addIssue({ code: "custom", path: ["value"], message: `operator ${c.operator} needs value` });
+    ctx.addIssue({
+      code: "custom",
+      path: ["value"],
+      message: `operator ${c.operator} needs value`,
+    });
   }
   if (needsValues && c.values === undefined) {
     ctx.addIssue({
@@ -35,7 +39,11 @@ const constraint = z.object({
     });
   }
   if (c.mode === "preferred" && c.weight === undefined) {
-    ctx.addIssue({ code: "custom", path: ["weight"], message: "a preferred constraint needs a weight" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["weight"],
+      message: "a preferred constraint needs a weight",
+    });
   }
 });
 
@@ -80,7 +88,8 @@ export const workerExecutorSchema = z.object({
     description: "Workers each occurrence runs on: N distinct workers, or all that fit",
   }),
   lease_seconds: z.number().int().min(1).max(7 * 86_400).nullable().default(null).meta({
-    description: "How long a worker may take to start, then to finish; null: JOB_INPROGRESS_TIMEOUT",
+    description:
+      "How long a worker may take to start, then to finish; null: JOB_INPROGRESS_TIMEOUT",
   }),
   labels: labels.default({}).meta({
     description: "The job's labels, which affinity and anti_affinity of other jobs select",

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { verifySignature } from "../../src/scheduler/webhook/signing.ts";
-import { eventually } from "../support/process.ts";
+import { eventually } from "../support/wait.ts";
 import { startSink } from "../support/sink.ts";
 import { startWorkerCluster } from "../support/worker_server.ts";
 import { spawnWorker } from "./worker_process.ts";
