@@ -208,6 +208,27 @@ export const SETTINGS = {
     help: "true: refuse webhook targets in loopback, private and link-local ranges (after DNS)",
     schema: boolean,
   },
+  worker_ttl_ms: {
+    env: "WORKER_TTL",
+    flag: "worker-ttl",
+    default: "15s",
+    help: "A worker not heard from this long is marked lost; its allocations are placed again",
+    schema: duration,
+  },
+  inprogress_timeout_ms: {
+    env: "JOB_INPROGRESS_TIMEOUT",
+    flag: "job-inprogress-timeout",
+    default: "5m",
+    help: "Lease of a worker job's allocation (to start, then to finish) unless lease_seconds",
+    schema: duration,
+  },
+  placement_strategy: {
+    env: "PLACEMENT_STRATEGY",
+    flag: "placement-strategy",
+    default: "binpack",
+    help: "Placement of worker jobs without a strategy: binpack, spread (least used) or random",
+    schema: z.enum(["binpack", "spread", "random"]),
+  },
   max_body_bytes: {
     env: "MAX_BODY_BYTES",
     flag: "max-body-bytes",

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { SETTINGS } from "../src/config.ts";
 import { type AppDeps, createApp } from "../src/http/app.ts";
 import type { ClusterApi } from "../src/http/cluster_routes.ts";
+import type { WorkersService } from "../src/workers/service.ts";
 import { raftRoutes } from "../src/cluster/raft_routes.ts";
 import { documentedRoutes, tableUnder, unquote } from "./support/readme.ts";
 
@@ -37,6 +38,7 @@ Deno.test("README API table lists exactly the routes a cluster node serves", () 
     max_body_bytes: 1,
     auth: { admin_tokens: [], read_tokens: [], open_health: true, onRefused: () => {} },
     cluster: { raft, api: {} as ClusterApi },
+    workers: { workers: {} as WorkersService, jobPayload: () => Promise.resolve(null), ttl_ms: 1 },
   };
   const app = createApp(deps as AppDeps);
   const served = app.routes

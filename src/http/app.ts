@@ -11,6 +11,7 @@ import { errorResponse, PayloadTooLargeError } from "./errors.ts";
 import { type ClusterApi, clusterRoutes, leaderRouting } from "./cluster_routes.ts";
 import { type JobsDeps, jobsRoutes } from "./jobs.ts";
 import { serveOpenApi } from "./openapi.ts";
+import { type WorkersDeps, workersRoutes } from "./workers.ts";
 import type { ClusterView, HealthView, ReadyView } from "./schemas.ts";
 
 /** What the node exposes to the system routes. */
@@ -34,6 +35,8 @@ export interface AppDeps extends JobsDeps {
   auth: ApiAuthOptions;
   /** Present in cluster mode: the Raft routes and leader routing. */
   cluster?: { raft: Hono; api: ClusterApi };
+  /** The workers API, with the node's `WORKER_TTL`. */
+  workers?: WorkersDeps & { ttl_ms: number };
   /** A sub-app served at `path`, where `/` redirects to (the web console). */
   home?: { path: string; app: Hono };
 }
@@ -73,6 +76,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     app.route("/", clusterRoutes(deps.cluster.api));
   }
   app.route("/jobs", jobsRoutes(deps));
+  if (deps.workers !== undefined) app.route("/", workersRoutes(deps.workers, deps.workers.ttl_ms));
   if (deps.home !== undefined) {
     const home = deps.home.path;
     app.get("/", (c) => c.redirect(home));

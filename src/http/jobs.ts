@@ -92,7 +92,8 @@ function idempotencyHeader(c: Context): string | null {
   return key;
 }
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+/** Validates `value` with `schema`; a mismatch is a 400 naming every bad field. */
+export function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const result = schema.safeParse(value);
   if (!result.success) {
     const issues = fieldIssues(result.error);
@@ -111,7 +112,8 @@ const readQuery = z.object({
     description: "linearizable: served after a ReadIndex round on the leader (cluster)",
   }),
 });
-const jsonBody = (schema: z.ZodType, required = true) => ({
+/** A JSON request body for the OpenAPI document. */
+export const jsonBody = (schema: z.ZodType, required = true) => ({
   required,
   content: { "application/json": { schema } },
 });

@@ -46,3 +46,27 @@ export class NotLeaderError extends Error {
     super(message);
   }
 }
+
+/**
+ * One subsystem's view of the node's log: it proposes its own commands and its listeners are
+ * given only the effects whose `kind` it owns (`kinds`), so each subsystem handles its own effect
+ * types and never sees another's.
+ */
+export function subsystemLog<C extends TE, E extends { kind: string }, TE = C>(
+  log: CommandLog<TE, { kind: string }>,
+  kinds: ReadonlySet<E["kind"]>,
+): CommandLog<C, E> {
+  return {
+    propose: (commands) => log.propose(commands),
+    get applied_index() {
+      return log.applied_index;
+    },
+    canFire: () => log.canFire(),
+    onEffects(listener) {
+      return log.onEffects((effects) => {
+        const own = effects.filter((e): e is E => kinds.has(e.kind));
+        if (own.length > 0) listener(own);
+      });
+    },
+  };
+}

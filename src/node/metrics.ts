@@ -5,6 +5,7 @@
 import client from "prom-client";
 import { LatenessRing } from "../scheduler/lateness.ts";
 import type { ProposalKind, SchedulerMetrics } from "../scheduler/scheduler.ts";
+import type { WorkersMetrics } from "../workers/leader.ts";
 import type { LogObserver } from "../log/local_log.ts";
 
 /** Attempts the /health failure ratio looks back over. */
@@ -35,7 +36,7 @@ export class OutcomeWindow {
   }
 }
 
-export class NodeMetrics implements SchedulerMetrics, LogObserver {
+export class NodeMetrics implements SchedulerMetrics, LogObserver, WorkersMetrics {
   readonly registry = new client.Registry();
   readonly jobsCreated = new client.Counter({
     name: "tickraft_jobs_created_total",
@@ -76,6 +77,48 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
     name: "tickraft_firing_lateness_seconds",
     help: "Delay from an occurrence's scheduled time to the start of its first webhook attempt",
     buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly placements = new client.Counter({
+    name: "tickraft_placements_total",
+    help:
+      "Worker allocations placed, by outcome (placed, pending: no worker fits, replaced: placed again after a loss, invalid)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly placementSeconds = new client.Histogram({
+    name: "tickraft_placement_seconds",
+    help: "Time from a placement decision to its commit through the log",
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly dispatchLatencySeconds = new client.Histogram({
+    name: "tickraft_dispatch_latency_seconds",
+    help: "Delay from a worker job occurrence's scheduled time to its start on a worker",
+    buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly workersByStatus = new client.Gauge({
+    name: "tickraft_workers",
+    help: "Registered workers by status (ready, draining, lost)",
+    labelNames: ["status"],
+    registers: [this.registry],
+  });
+  readonly pendingAllocations = new client.Gauge({
+    name: "tickraft_allocations_pending",
+    help: "Allocations waiting for a worker that fits",
+    registers: [this.registry],
+  });
+  readonly workerCapacity = new client.Gauge({
+    name: "tickraft_worker_capacity",
+    help: "Capacity of the registered workers per pool and resource",
+    labelNames: ["pool", "resource"],
+    registers: [this.registry],
+  });
+  readonly workerAllocated = new client.Gauge({
+    name: "tickraft_worker_allocated",
+    help: "What allocations hold on the registered workers per pool and resource",
+    labelNames: ["pool", "resource"],
     registers: [this.registry],
   });
   readonly inflightDeliveries = new client.Gauge({
@@ -190,6 +233,15 @@ export class NodeMetrics implements SchedulerMetrics, LogObserver {
 
   proposalRetry(what: ProposalKind): void {
     this.proposalRetries.inc({ what });
+  }
+
+  placement(outcome: "placed" | "pending" | "replaced" | "invalid", seconds: number): void {
+    this.placements.inc({ outcome });
+    if (outcome !== "invalid") this.placementSeconds.observe(seconds);
+  }
+
+  dispatchLatency(seconds: number): void {
+    this.dispatchLatencySeconds.observe(seconds);
   }
 
   committed(commands: number, duration_ms: number, index: number): void {

@@ -9,11 +9,18 @@ import { inputLimits } from "../http/bounded_json.ts";
 import { consoleRoutes } from "../console/routes.tsx";
 import type { Logger } from "../logger.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import type { CommandLog } from "../log/command_log.ts";
+import { type CommandLog, subsystemLog } from "../log/command_log.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/scheduler.ts";
 import { JobService } from "../scheduler/service.ts";
 import { WebhookDispatcher } from "../scheduler/webhook/dispatcher.ts";
-import { type Effect, SchedulerState } from "../scheduler/state.ts";
+import type { Dispatcher } from "../scheduler/dispatcher.ts";
+import type { JobRecord } from "../scheduler/model.ts";
+import { WORKER_EFFECT_KINDS, type WorkerCommand, type WorkerEffect } from "../workers/commands.ts";
+import { WorkerLeader, type WorkerLeaderOptions } from "../workers/leader.ts";
+import { WorkersService } from "../workers/service.ts";
+import { WorkersState } from "../workers/state.ts";
+import { RESOURCE_NAMES, type Resources } from "../placement/types.ts";
+import { type Effect, JOB_EFFECT_KINDS, SchedulerState } from "../scheduler/state.ts";
 import type { Command } from "../scheduler/commands.ts";
 import { composeStateMachines } from "../log/state_machine.ts";
 import { ClusterNode, clusterWanted } from "../cluster/member.ts";
@@ -44,10 +51,10 @@ export interface NodeDeps {
   fault?: FaultHook;
 }
 
-/** Every command of the node's state machine (the jobs today; workers, namespaces next). */
-type NodeCommand = Command;
+/** Every command of the node's state machine: the jobs' and the workers' (namespaces next). */
+type NodeCommand = Command | WorkerCommand;
 /** Every effect of the node's state machine. */
-type NodeEffect = Effect;
+type NodeEffect = Effect | WorkerEffect;
 
 /** A follower is ready while it has applied all but this many entries of the known commit. */
 const READY_LAG_MAX_ENTRIES = 1_000;
@@ -70,21 +77,28 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   );
   // The node's state machine: one sub-machine per subsystem, each owning its commands.
   const state = new SchedulerState();
-  const machine = composeStateMachines<NodeCommand, NodeEffect>([state]);
+  const workersState = new WorkersState();
+  const machine = composeStateMachines<NodeCommand, NodeEffect>([state, workersState]);
   await machine.load(db);
   const metrics = new NodeMetrics();
   const vitals = new Vitals();
   let scheduler: Scheduler | null = null;
+  let workerLeader: WorkerLeader | null = null;
   let log: CommandLog<NodeCommand, NodeEffect> & { readonly queued_commands: number };
   let cluster: ClusterNode<NodeCommand, NodeEffect> | null = null;
   let local: LocalLog<NodeCommand, NodeEffect> | null = null;
   const startFiring = () => {
-    scheduler = new Scheduler(schedulerOptions());
+    workerLeader = new WorkerLeader(workerLeaderOptions());
+    workerLeader.start();
+    scheduler = new Scheduler(schedulerOptions(workerLeader));
     scheduler.start();
   };
   const stopFiring = async (grace_ms: number) => {
     const running = scheduler;
+    const leading = workerLeader;
     scheduler = null;
+    workerLeader = null;
+    leading?.stop();
     await running?.stop(grace_ms);
   };
   if (clustered) {
@@ -122,26 +136,57 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     rss = Deno.memoryUsage().rss;
     metrics.memoryBytes.set(rss);
     metrics.jobsStored.set(state.jobs.size);
+    sampleWorkers(metrics, workersState);
   }, MEMORY_SAMPLE_MS);
   metrics.memoryLimit.set(memory_limit);
   metrics.jobLimit.set(config.queue_job_limit);
   metrics.logIndex.set(log.applied_index);
 
-  const dispatcher = new WebhookDispatcher({
+  const webhooks = new WebhookDispatcher({
     clock,
     secrets: config.webhook_secrets,
     deny_private: config.webhook_deny_private,
     fetch: deps.fetch,
   });
-  const schedulerOptions = (): SchedulerOptions => ({
-    clock,
+  // Each subsystem proposes its own commands and follows its own effects.
+  const jobsLog = subsystemLog<Command, Effect, NodeCommand>(log, JOB_EFFECT_KINDS);
+  const workersLog = subsystemLog<WorkerCommand, WorkerEffect, NodeCommand>(
     log,
+    WORKER_EFFECT_KINDS,
+  );
+  const workerLeaderOptions = (): WorkerLeaderOptions => ({
+    clock,
+    log: workersLog,
+    state: workersState,
+    db,
+    logger,
+    metrics,
+    loadJobs: async (ids) => {
+      const found = new Map<string, JobRecord>();
+      for (const id of ids) {
+        const job = await service.get(id).catch(() => null);
+        if (job !== null) found.set(id, job);
+      }
+      return found;
+    },
+    ttl_ms: config.worker_ttl_ms,
+    default_lease_ms: config.inprogress_timeout_ms,
+    default_strategy: config.placement_strategy,
+  });
+  // Each attempt runs as a webhook call, or on workers when the job has a worker executor.
+  const dispatcherFor = (workers: WorkerLeader): Dispatcher => ({
+    run: (attempt, signal) =>
+      attempt.job.executor === null ? webhooks.run(attempt, signal) : workers.run(attempt, signal),
+  });
+  const schedulerOptions = (workers: WorkerLeader): SchedulerOptions => ({
+    clock,
+    log: jobsLog,
     state,
     db,
     logger,
     metrics,
     max_inflight: config.max_inflight_deliveries,
-    dispatcher,
+    dispatcher: dispatcherFor(workers),
     backoff: { base_ms: config.retry_backoff_base_ms, max_ms: config.retry_backoff_max_ms },
     history: {
       retention_ms: config.history_retention_ms,
@@ -150,7 +195,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     onFatal: (loop, error) => vitals.fail(loop, error),
     fault: deps.fault,
   });
-  const service = new JobService(db, log, state, clock, {
+  const service = new JobService(db, jobsLog, state, clock, {
     job_limit: config.queue_job_limit,
     default_catchup_window_ms: config.catchup_window_ms,
     default_max_attempts: config.max_attempts,
@@ -158,6 +203,11 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     memory_limit_bytes: memory_limit,
     memory_bytes: () => rss,
     deny_private_targets: config.webhook_deny_private,
+  });
+
+  const workersService = new WorkersService(db, workersLog, workersState, clock, {
+    leader: () => workerLeader,
+    ttl_ms: config.worker_ttl_ms,
   });
 
   let counts: { at_ms: number; by_status: Record<string, number> } = { at_ms: 0, by_status: {} };
@@ -175,6 +225,11 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   let url = "";
   const appDeps: AppDeps = {
     service,
+    workers: {
+      workers: workersService,
+      jobPayload: async (job_id) => (await service.get(job_id)).payload,
+      ttl_ms: config.worker_ttl_ms,
+    },
     logger,
     batch_max_jobs: config.batch_max_jobs,
     max_body_bytes: config.max_body_bytes,
@@ -318,6 +373,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     stopped = true;
     await stopFiring(grace_ms);
     await cluster?.stop();
+    workersService.close();
     await server.shutdown();
     clearInterval(sampler);
     local?.close();
@@ -325,4 +381,34 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     logger.info("node stopped");
   };
   return { url, port, stop, fatal: vitals.failed };
+}
+
+/** Workers by status, pending allocations, capacity and allocated per pool and resource. */
+function sampleWorkers(metrics: NodeMetrics, workers: WorkersState): void {
+  const by_status = { ready: 0, draining: 0, lost: 0 };
+  const capacity = new Map<string, Resources>();
+  const allocated = new Map<string, Resources>();
+  const zero = (): Resources => ({ cpu_millis: 0, memory_mb: 0, disk_mb: 0, slots: 0 });
+  for (const w of workers.workers.values()) {
+    by_status[w.status]++;
+    const held = workers.allocated(w.id);
+    const cap = capacity.get(w.pool) ?? zero();
+    const all = allocated.get(w.pool) ?? zero();
+    for (const r of RESOURCE_NAMES) {
+      cap[r] += w.capacity[r];
+      all[r] += held[r];
+    }
+    capacity.set(w.pool, cap);
+    allocated.set(w.pool, all);
+  }
+  for (const [status, n] of Object.entries(by_status)) metrics.workersByStatus.set({ status }, n);
+  let pending = 0;
+  for (const a of workers.active.values()) if (a.status === "pending") pending++;
+  metrics.pendingAllocations.set(pending);
+  for (const [pool, cap] of capacity) {
+    for (const r of RESOURCE_NAMES) {
+      metrics.workerCapacity.set({ pool, resource: r }, cap[r]);
+      metrics.workerAllocated.set({ pool, resource: r }, allocated.get(pool)![r]);
+    }
+  }
 }

@@ -22,9 +22,16 @@ export interface Attempt {
 
 /**
  * Why an attempt failed: the classes of the reference scheduler, and `denied` for a target that
- * `WEBHOOK_DENY_PRIVATE` refuses (never retried).
+ * `WEBHOOK_DENY_PRIVATE` refuses (never retried), `worker_error` for an allocation a worker
+ * reported failed (a non-zero exit code, a handler that did not answer 2xx).
  */
-export type ErrorClass = "timeout" | "connection_error" | "dns_error" | "http_error" | "denied";
+export type ErrorClass =
+  | "timeout"
+  | "connection_error"
+  | "dns_error"
+  | "http_error"
+  | "denied"
+  | "worker_error";
 
 /** What became of an attempt. */
 export interface AttemptResult {

@@ -70,6 +70,14 @@ export type Effect =
   | { kind: "deliver"; execution_id: string }
   | { kind: "abort"; execution_ids: string[]; reason: "cancelled" | "replaced" };
 
+/** The effect kinds of the jobs state machine. */
+export const JOB_EFFECT_KINDS: ReadonlySet<Effect["kind"]> = new Set([
+  "job_timer",
+  "retry_timer",
+  "deliver",
+  "abort",
+]);
+
 /** The scheduling facts of one job kept in memory. */
 export interface JobIndexEntry {
   type: JobType;

@@ -83,3 +83,10 @@ export type WorkerEffect =
   | { kind: "capacity_freed" }
   /** A worker's status changed, or it was removed. */
   | { kind: "worker_changed"; worker_id: string; status: WorkerStatus | "removed" };
+
+/** The effect kinds of the workers state machine. */
+export const WORKER_EFFECT_KINDS: ReadonlySet<WorkerEffect["kind"]> = new Set([
+  "alloc_changed",
+  "capacity_freed",
+  "worker_changed",
+]);

@@ -237,3 +237,26 @@ export async function latestAllocation(
   });
   return rows.rows.length === 0 ? null : rowToAllocation(rows.rows[0]);
 }
+
+/** The newest allocation of one attempt of an execution, or null. */
+export async function latestAllocationOf(
+  db: Database,
+  execution_id: string,
+  attempt: number,
+): Promise<AllocationRecord | null> {
+  const rows = await db.client.execute({
+    sql:
+      "SELECT * FROM allocations WHERE execution_id = ? AND attempt = ? ORDER BY id DESC LIMIT 1",
+    args: [execution_id, attempt],
+  });
+  return rows.rows.length === 0 ? null : rowToAllocation(rows.rows[0]);
+}
+
+/** One allocation, or null. */
+export async function getAllocation(db: Database, id: string): Promise<AllocationRecord | null> {
+  const rows = await db.client.execute({
+    sql: "SELECT * FROM allocations WHERE id = ?",
+    args: [id],
+  });
+  return rows.rows.length === 0 ? null : rowToAllocation(rows.rows[0]);
+}

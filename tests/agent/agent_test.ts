@@ -8,7 +8,7 @@ import { verifySignature } from "../../src/scheduler/webhook/signing.ts";
 import { eventually } from "../support/wait.ts";
 import { startSink } from "../support/sink.ts";
 import { startWorkerCluster } from "../support/worker_server.ts";
-import { spawnWorker } from "./worker_process.ts";
+import { spawnWorker } from "../support/worker_process.ts";
 
 const SECRET = "agent-test-secret";
 const TOKEN = "agent-test-token";
