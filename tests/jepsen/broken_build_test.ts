@@ -55,19 +55,13 @@ const FIRE_WITHOUT_FENCE = `
           if (command.type !== "job.advance" || command.start === null) continue;
           const job = rows.get(command.job_id);
           if (job === undefined || job.webhook_url === null) continue;
-          void deliver({
-            job_id: job.id,
+          void this.#o.dispatcher.run({
+            job,
             execution_id: command.start.execution_id,
             scheduled_at_ms: command.start.scheduled_at,
             attempt: 1,
             redelivery: false,
-            payload: job.payload,
-            url: job.webhook_url,
-            method: job.method as WebhookMethod,
-            headers: job.headers,
-            secrets: job.secret !== null ? [job.secret] : this.#o.secrets,
-            timeout_ms: job.timeout_ms,
-          }, { clock: this.#o.clock, signal: new AbortController().signal, fetch: this.#o.fetch });
+          }, new AbortController().signal);
         }
         throw error;
       } finally {`;

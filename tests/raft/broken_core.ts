@@ -98,7 +98,8 @@ export interface BrokenCore extends EditedCore {
   readonly bugs: readonly CoreBugName[];
 }
 
-const RAFT_SRC = fileURLToPath(new URL("../../src/raft", import.meta.url));
+const SRC = fileURLToPath(new URL("../../src", import.meta.url));
+const RAFT_SRC = `${SRC}/raft`;
 /** Inside the repository (git-ignored), so the copy resolves imports through its deno.json. */
 const SCRATCH = fileURLToPath(new URL("../../.tmp", import.meta.url));
 
@@ -131,6 +132,13 @@ export async function editedCore(edits: readonly SourceEdit[]): Promise<EditedCo
   try {
     const path = `${dir}/raft`;
     await copyFolder(RAFT_SRC, path);
+    // The core imports the base layer beside it (src/prng.ts; tests/architecture_test.ts keeps
+    // it to that): copy those files too.
+    for await (const entry of Deno.readDir(SRC)) {
+      if (entry.isFile && entry.name.endsWith(".ts")) {
+        await Deno.copyFile(`${SRC}/${entry.name}`, `${dir}/${entry.name}`);
+      }
+    }
     for (const edit of edits) await applyEdit(path, edit);
     const root = pathToFileURL(`${path}/`);
     const simulator: typeof SimulatorModule = await import(
