@@ -14,6 +14,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   Fleet,
+  freezeRequest,
   place,
   placeBatch,
   type PlacementRequest,
@@ -196,8 +197,8 @@ function measure(scenarios: [string, () => number][]): Result[] {
 const fleet = new Fleet(Array.from({ length: WORKERS }, (_, i) => makeWorker(i)));
 let seed = 1;
 
-function singles(requests: () => PlacementRequest[], exhaustive: boolean) {
-  const reqs = requests();
+function singles(requests: () => PlacementRequest[], exhaustive: boolean, frozen = false) {
+  const reqs = frozen ? requests().map(freezeRequest) : requests();
   let i = 0;
   return () => {
     place(fleet, reqs[i++ % reqs.length], { seed: seed++, exhaustive });
@@ -226,6 +227,7 @@ function batches(requests: () => PlacementRequest[], size: number) {
 
 const results = measure([
   ["single, no preferences (bounded)", singles(plainRequests, false)],
+  ["single, no preferences, frozen (bounded, compiled once)", singles(plainRequests, false, true)],
   ["single, no preferences, exhaustive", singles(plainRequests, true)],
   ["single, preferences (always exhaustive)", singles(preferenceRequests, false)],
   ["batch of 100, no preferences (+ release)", batches(plainRequests, 100)],
