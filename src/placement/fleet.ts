@@ -134,7 +134,9 @@ export class Fleet {
     const row: Row = {
       view: structuredCopy(view),
       free: { ...view.free },
-      running_by_label: new Map(Object.entries(view.running_by_label ?? {})),
+      running_by_label: new Map(
+        Object.entries(view.running_by_label ?? {}).filter(([, n]) => n > 0),
+      ),
     };
     this.#rows.set(view.id, row);
     for (const [job, n] of Object.entries(view.running_by_job ?? {})) {
@@ -481,6 +483,12 @@ function checkAmount(amount: number, name: string): void {
 }
 
 function checkView(v: WorkerView): void {
+  for (const [key, n] of Object.entries(v.running_by_label ?? {})) {
+    checkAmount(n, `running_by_label[${key}] of worker ${v.id}`);
+  }
+  for (const [job, n] of Object.entries(v.running_by_job ?? {})) {
+    checkAmount(n, `running_by_job[${job}] of worker ${v.id}`);
+  }
   if (!(v.status in STATUS_CODES)) {
     throw new FleetError(
       `worker ${v.id} has status ${v.status}: use one of ${STATUS_NAMES.join(", ")}`,

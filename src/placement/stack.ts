@@ -537,7 +537,10 @@ function affinityScorer(cols: FleetColumns, terms: CompiledTerm[]): Scorer {
       const m = running[w];
       if (m.size === 0) return 0;
       let sum = 0;
-      for (const t of terms) if (t.keys.every((k) => (m.get(k) ?? 0) > 0)) sum += t.weight;
+      terms: for (const t of terms) {
+        for (const k of t.keys) if (!m.has(k)) continue terms;
+        sum += t.weight;
+      }
       return sum / total;
     },
   };
