@@ -100,7 +100,11 @@ export interface FleetColumns {
 
 interface Row {
   view: WorkerView;
-  free: Resources;
+  /** Free and total capacity in {@link RESOURCE_NAMES} order. */
+  free: Float64Array;
+  capacity: Float64Array;
+  /** Row index in the current columns (valid while they are). */
+  index: number;
   running_by_label: Map<string, number>;
 }
 
@@ -133,7 +137,9 @@ export class Fleet {
     if (this.#rows.has(view.id)) this.#forgetJobs(view.id);
     const row: Row = {
       view: structuredCopy(view),
-      free: { ...view.free },
+      free: Float64Array.from(RESOURCE_NAMES, (r) => view.free[r]),
+      capacity: Float64Array.from(RESOURCE_NAMES, (r) => view.capacity[r]),
+      index: -1,
       running_by_label: new Map(
         Object.entries(view.running_by_label ?? {}).filter(([, n]) => n > 0),
       ),
@@ -177,7 +183,7 @@ export class Fleet {
     }
     return {
       ...structuredCopy(row.view),
-      free: { ...row.free },
+      free: resourcesOf(row.free),
       running_by_label: Object.fromEntries(row.running_by_label),
       running_by_job,
     };
@@ -195,37 +201,36 @@ export class Fleet {
    */
   hold(hold: Hold): void {
     const row = this.#row(hold.worker_id);
-    for (const r of RESOURCE_NAMES) {
-      checkAmount(hold.resources[r], r);
-      if (hold.resources[r] > row.free[r]) {
+    const need = amountsOf(hold.resources);
+    for (let r = 0; r < 4; r++) {
+      if (need[r] > row.free[r]) {
         throw new FleetError(
-          `worker ${hold.worker_id} has ${row.free[r]} ${r} free, the hold needs ` +
-            `${hold.resources[r]}: place the request again on the current fleet`,
+          `worker ${hold.worker_id} has ${row.free[r]} ${RESOURCE_NAMES[r]} free, the hold needs ` +
+            `${need[r]}: place the request again on the current fleet`,
         );
       }
     }
-    this.#shift(row, hold, -1);
+    this.#shift(row, hold, need, -1);
   }
 
   /** Gives back what {@link hold} took. Refuses a release that would exceed the capacity. */
   release(hold: Hold): void {
     const row = this.#row(hold.worker_id);
-    for (const r of RESOURCE_NAMES) {
-      checkAmount(hold.resources[r], r);
-      if (row.free[r] + hold.resources[r] > row.view.capacity[r]) {
+    const need = amountsOf(hold.resources);
+    for (let r = 0; r < 4; r++) {
+      if (row.free[r] + need[r] > row.capacity[r]) {
         throw new FleetError(
-          `releasing ${hold.resources[r]} ${r} on worker ${hold.worker_id} would exceed its ` +
-            `capacity: release only what was held`,
+          `releasing ${need[r]} ${RESOURCE_NAMES[r]} on worker ${hold.worker_id} would exceed ` +
+            `its capacity: release only what was held`,
         );
       }
     }
-    const per = this.#by_job.get(hold.job_id);
-    if (!per?.get(hold.worker_id)) {
+    if (!this.#by_job.get(hold.job_id)?.get(hold.worker_id)) {
       throw new FleetError(
         `worker ${hold.worker_id} holds nothing for job ${hold.job_id}: release only what was held`,
       );
     }
-    this.#shift(row, hold, 1);
+    this.#shift(row, hold, need, 1);
   }
 
   /** Holds every placement of a decision; returns the holds, to release them later. */
@@ -288,32 +293,31 @@ export class Fleet {
     return row;
   }
 
-  #index_of = new Map<string, number>();
-
   #index(worker_id: string): number {
-    const i = this.#index_of.get(worker_id);
-    assert(i !== undefined, `worker ${worker_id} has a row index`);
+    const i = this.#row(worker_id).index;
+    if (i < 0) assert(false, `worker ${worker_id} has a row index`);
     return i;
   }
 
-  /** Moves `hold` into (sign -1) or out of (sign 1) the worker's free capacity and counts. */
-  #shift(row: Row, hold: Hold, sign: 1 | -1): void {
+  /** Moves `need` into (sign -1) or out of (sign 1) the worker's free capacity, and the counts. */
+  #shift(row: Row, hold: Hold, need: Float64Array, sign: 1 | -1): void {
     const c = this.#columns;
-    const i = c ? this.#index(hold.worker_id) : -1;
-    for (let r = 0; r < RESOURCE_NAMES.length; r++) {
-      const name = RESOURCE_NAMES[r];
-      row.free[name] += sign * hold.resources[name];
-      assert(
-        row.free[name] >= 0 && row.free[name] <= row.view.capacity[name],
-        `free ${name} of ${hold.worker_id} stays within [0, capacity]`,
-      );
-      if (c) c.free[r][i] = row.free[name];
+    for (let r = 0; r < 4; r++) {
+      const free = row.free[r] + sign * need[r];
+      if (!(free >= 0 && free <= row.capacity[r])) {
+        assert(false, `free ${RESOURCE_NAMES[r]} of ${hold.worker_id} stays within [0, capacity]`);
+      }
+      row.free[r] = free;
+      if (c) c.free[r][row.index] = free;
     }
-    for (const [k, v] of Object.entries(hold.job_labels ?? {})) {
-      const key = `${k}=${v}`;
-      const n = (row.running_by_label.get(key) ?? 0) - sign;
-      if (n > 0) row.running_by_label.set(key, n);
-      else row.running_by_label.delete(key);
+    const labels = hold.job_labels;
+    if (labels) {
+      for (const k in labels) {
+        const key = `${k}=${labels[k]}`;
+        const n = (row.running_by_label.get(key) ?? 0) - sign;
+        if (n > 0) row.running_by_label.set(key, n);
+        else row.running_by_label.delete(key);
+      }
     }
     this.#countJob(hold.job_id, hold.worker_id, -sign);
   }
@@ -338,7 +342,7 @@ export class Fleet {
     const ids = [...this.#rows.keys()].sort();
     const n = ids.length;
     const rows = ids.map((id) => this.#rows.get(id)!);
-    this.#index_of = new Map(ids.map((id, i) => [id, i]));
+    rows.forEach((row, i) => row.index = i);
     const status = new Uint8Array(n);
     const free = RESOURCE_NAMES.map(() => new Float64Array(n));
     const capacity = RESOURCE_NAMES.map(() => new Float64Array(n));
@@ -377,7 +381,7 @@ export class Fleet {
       const v = rows[w].view;
       status[w] = STATUS_CODES[v.status];
       for (let r = 0; r < RESOURCE_NAMES.length; r++) {
-        free[r][w] = rows[w].free[RESOURCE_NAMES[r]];
+        free[r][w] = rows[w].free[r];
         capacity[r][w] = v.capacity[RESOURCE_NAMES[r]];
         inverse_capacity[r][w] = capacity[r][w] > 0 ? 1 / capacity[r][w] : 0;
       }
@@ -474,6 +478,25 @@ function shuffledOrder(list: number[], random: () => number): WorkerOrder {
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
+}
+
+const AMOUNTS = new Float64Array(4);
+
+/** The amounts of `res` in {@link RESOURCE_NAMES} order, checked (a shared scratch array). */
+function amountsOf(res: Resources): Float64Array {
+  AMOUNTS[0] = res.cpu_millis;
+  AMOUNTS[1] = res.memory_mb;
+  AMOUNTS[2] = res.disk_mb;
+  AMOUNTS[3] = res.slots;
+  for (let r = 0; r < 4; r++) {
+    const v = AMOUNTS[r];
+    if (!(v >= 0 && Number.isInteger(v))) checkAmount(res[RESOURCE_NAMES[r]], RESOURCE_NAMES[r]);
+  }
+  return AMOUNTS;
+}
+
+function resourcesOf(a: Float64Array): Resources {
+  return { cpu_millis: a[0], memory_mb: a[1], disk_mb: a[2], slots: a[3] };
 }
 
 function checkAmount(amount: number, name: string): void {

@@ -290,7 +290,7 @@ export function reasonAt(stack: Stack, slot: number): Reason {
     return { stage: "taint", reason: `taint ${taintText(stack.blocking[i])} not tolerated` };
   }
   i -= stack.blocking.length;
-  assert(i < RESOURCE_LABELS.length, `slot ${slot} names a reason`);
+  if (i >= RESOURCE_LABELS.length) assert(false, `slot ${slot} names a reason`);
   return { stage: "resources", reason: `${RESOURCE_LABELS[i]} exhausted` };
 }
 
