@@ -61,8 +61,7 @@ export interface Stack {
   taint_slot: number[];
   /** Carriers of an untolerated PreferNoSchedule taint (the bounded mode sets them aside); -1: none. */
   penalised_at: number;
-  /** Resource rows the request needs (amount > 0), and the amounts of every row. */
-  resource_rows: number[];
+  /** The amount of each resource, in RESOURCE_NAMES order, and the slot of the first. */
   resource_amounts: number[];
   resource_slot: number;
   scorers: Scorer[];
@@ -215,10 +214,6 @@ function compile(
     blocking.push(cols.taints[t]);
   }
   const resource_slot = SLOT_CONSTRAINTS + required.length + blocking.length;
-  const rows: number[] = [];
-  for (let r = 0; r < RESOURCE_NAMES.length; r++) {
-    if (request.resources[RESOURCE_NAMES[r]] > 0) rows.push(r);
-  }
   const preferred_sets = preferred.map((c, i) => {
     const at = offset + (1 + required.length + i) * W;
     constraintSet(cols, c, bits, at);
@@ -261,7 +256,6 @@ function compile(
     taint_sets,
     taint_slot,
     penalised_at,
-    resource_rows: rows,
     resource_amounts: RESOURCE_NAMES.map((r) => request.resources[r]),
     resource_slot,
     scorers,
@@ -486,18 +480,35 @@ export function fitnessCurve(u: number): number {
  * so the least utilised worker wins.
  */
 function fitScorer(cols: FleetColumns, request: PlacementRequest, binpack: boolean): Scorer {
-  const { free, inverse_capacity: inverse } = cols;
-  const need = RESOURCE_NAMES.map((r) => request.resources[r]);
+  // Unrolled over the four resources: this runs for every feasible worker of an exhaustive pick.
+  const [f0, f1, f2, f3] = cols.free;
+  const [i0, i1, i2, i3] = cols.inverse_capacity;
+  const { cpu_millis: n0, memory_mb: n1, disk_mb: n2, slots: n3 } = request.resources;
+  const base = binpack ? 1 : 0;
+  const sign = binpack ? -1 : 1;
   return {
     name: "fit",
     score(w) {
       let sum = 0;
       let k = 0;
-      for (let r = 0; r < 4; r++) {
-        const inv = inverse[r][w];
-        if (inv === 0) continue;
-        const used = 1 - (free[r][w] - need[r]) * inv;
-        sum += fitnessCurve(binpack ? used : 1 - used);
+      let inv = i0[w];
+      if (inv !== 0) {
+        sum += fitnessCurve(base + sign * (f0[w] - n0) * inv);
+        k++;
+      }
+      inv = i1[w];
+      if (inv !== 0) {
+        sum += fitnessCurve(base + sign * (f1[w] - n1) * inv);
+        k++;
+      }
+      inv = i2[w];
+      if (inv !== 0) {
+        sum += fitnessCurve(base + sign * (f2[w] - n2) * inv);
+        k++;
+      }
+      inv = i3[w];
+      if (inv !== 0) {
+        sum += fitnessCurve(base + sign * (f3[w] - n3) * inv);
         k++;
       }
       return k === 0 ? 0 : sum / k;
