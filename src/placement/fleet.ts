@@ -76,16 +76,12 @@ export interface FleetColumns {
   compiled_arena: BitArena;
   /** Scratch bitset for one pick. */
   scratch_bits: Int32Array;
-  /** Free and total capacity per resource, in {@link RESOURCE_NAMES} order. Live. */
+  /** Free capacity per resource, in {@link RESOURCE_NAMES} order. Live. */
   free: Float64Array[];
-  capacity: Float64Array[];
   /** 1 / capacity per resource (0 where the worker has none): scoring multiplies. */
   inverse_capacity: Float64Array[];
   /** Built-in attributes (`region`, `zone`, `pool`, `worker.id`) first, then labels. */
   attributes: Map<string, AttributeColumn>;
-  /** Worker w's taints are `taint_ids[taint_start[w] .. taint_start[w + 1])`. */
-  taint_start: Int32Array;
-  taint_ids: Int32Array;
   /** The distinct taints of the fleet, by taint id. */
   taints: Taint[];
   pools: Map<string, WorkerOrder>;
@@ -131,7 +127,10 @@ export class Fleet {
     return this.#rows.size;
   }
 
-  /** Adds a worker or replaces the one with its id (labels, taints, capacity, free, counts). */
+  /**
+   * Adds a worker or replaces the one with its id. The view is the truth: its `free` and running
+   * counts replace whatever the fleet held for that worker before.
+   */
   upsert(view: WorkerView): void {
     checkView(view);
     if (this.#rows.has(view.id)) this.#forgetJobs(view.id);
@@ -233,7 +232,10 @@ export class Fleet {
     this.#shift(row, hold, need, 1);
   }
 
-  /** Holds every placement of a decision; returns the holds, to release them later. */
+  /**
+   * Holds every placement of a decision (a partial one's too), all or nothing; returns the holds,
+   * to release them later.
+   */
   apply(decision: {
     job_id: string;
     placements: { worker_id: string }[];
@@ -259,12 +261,12 @@ export class Fleet {
     return holds;
   }
 
-  /** Running allocations of `job_id` per worker id (live; do not change it). */
+  /** Running allocations of `job_id` per worker id, for the spread scorer (live; do not change it). */
   jobCounts(job_id: string): ReadonlyMap<string, number> | undefined {
     return this.#by_job.get(job_id);
   }
 
-  /** The columns, rebuilt first if a structural change made them stale. */
+  /** The columns the engine reads, rebuilt first if a structural change made them stale. */
   columns(): FleetColumns {
     return this.#columns ??= this.#build();
   }
@@ -345,7 +347,6 @@ export class Fleet {
     rows.forEach((row, i) => row.index = i);
     const status = new Uint8Array(n);
     const free = RESOURCE_NAMES.map(() => new Float64Array(n));
-    const capacity = RESOURCE_NAMES.map(() => new Float64Array(n));
     const inverse_capacity = RESOURCE_NAMES.map(() => new Float64Array(n));
     const attributes = new Map<string, AttributeColumn>();
     const column = (name: string): AttributeColumn => {
@@ -374,16 +375,15 @@ export class Fleet {
     for (const name of BUILT_IN_ATTRIBUTES) column(name);
     const taints: Taint[] = [];
     const taint_id = new Map<string, number>();
-    const taint_start = new Int32Array(n + 1);
-    const taint_list: number[] = [];
+    const taint_rows: number[][] = [];
     const pool_rows = new Map<string, number[]>();
     for (let w = 0; w < n; w++) {
       const v = rows[w].view;
       status[w] = STATUS_CODES[v.status];
       for (let r = 0; r < RESOURCE_NAMES.length; r++) {
         free[r][w] = rows[w].free[r];
-        capacity[r][w] = v.capacity[RESOURCE_NAMES[r]];
-        inverse_capacity[r][w] = capacity[r][w] > 0 ? 1 / capacity[r][w] : 0;
+        const cap = rows[w].capacity[r];
+        inverse_capacity[r][w] = cap > 0 ? 1 / cap : 0;
       }
       for (const [k, value] of Object.entries(v.labels)) {
         if (!(BUILT_IN_ATTRIBUTES as readonly string[]).includes(k)) {
@@ -400,22 +400,21 @@ export class Fleet {
         const col = column(name);
         col.ids[w] = intern(col, value);
       }
-      taint_start[w] = taint_list.length;
       for (const t of v.taints) {
         const key = `${t.key}\u0000${t.value}\u0000${t.effect}`;
         let id = taint_id.get(key);
         if (id === undefined) {
           id = taints.length;
           taints.push({ ...t });
+          taint_rows.push([]);
           taint_id.set(key, id);
         }
-        taint_list.push(id);
+        taint_rows[id].push(w);
       }
       let pr = pool_rows.get(v.pool);
       if (!pr) pool_rows.set(v.pool, pr = []);
       pr.push(w);
     }
-    taint_start[n] = taint_list.length;
     const random = sfc32(ORDER_SEED ^ n);
     const pools = new Map<string, WorkerOrder>();
     const pool_bits = new Map<string, Int32Array>();
@@ -424,10 +423,6 @@ export class Fleet {
       pool_bits.set(pool, setOf(n, list));
     }
     const rows_all = Array.from({ length: n }, (_, i) => i);
-    const taint_rows: number[][] = taints.map(() => []);
-    for (let w = 0; w < n; w++) {
-      for (let i = taint_start[w]; i < taint_start[w + 1]; i++) taint_rows[taint_list[i]].push(w);
-    }
     return {
       version: ++columns_built,
       size: n,
@@ -443,11 +438,8 @@ export class Fleet {
       compiled_arena: new BitArena(),
       scratch_bits: new Int32Array(wordsFor(n)),
       free,
-      capacity,
       inverse_capacity,
       attributes,
-      taint_start,
-      taint_ids: Int32Array.from(taint_list),
       taints,
       pools,
       all: shuffledOrder(rows_all, random),
