@@ -190,10 +190,12 @@ export function explanationText(e: Explanation): string {
 }
 
 /**
- * One pick: walk the stack's workers in a seeded order (random start, random coprime stride over a
- * fixed shuffle), count every removed worker under its first failing check, stop after `limit`
- * feasible candidates, score them and keep the best `keep`. Ties go to a uniformly random one
- * (reservoir sampling on the seed).
+ * One pick. Exhaustive (`limit` Infinity): count each static filter's removals on bitsets, in
+ * pipeline order, and visit only the workers left. Bounded: walk the pool in a seeded order
+ * (random start, random coprime stride over a fixed shuffle) and stop after `limit` feasible
+ * workers. Either way every removed worker is counted once, under its first failing filter; the
+ * candidates are scored and the best `keep` kept. Ties go to a uniformly random one (reservoir
+ * sampling on the seed).
  */
 function pickOne(
   cols: FleetColumns,
