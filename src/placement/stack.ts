@@ -49,6 +49,8 @@ export interface Stack {
   /** The required constraints and the blocking taints, to name their slots. */
   required: Constraint[];
   blocking: Taint[];
+  /** The reasons named so far, by slot (see {@link reasonAt}). */
+  reasons: (Reason | undefined)[];
   /** Bitsets of this stack, in `bits` at the offsets below (in an arena, see `stackFor`). */
   bits: Int32Array;
   /** Pool ∩ required constraints ∖ untolerated NoSchedule taints. */
@@ -98,9 +100,10 @@ export function stackFor(
   memo?: Map<PlacementRequest, Stack>,
 ): Stack {
   const cols = fleet.columns();
+  // Only frozen requests enter the cache, and freezing cannot be undone: a hit needs no check.
+  const hit = cols.compiled.get(request);
+  if (hit) return hit;
   if (isFrozenRequest(request)) {
-    const hit = cols.compiled.get(request);
-    if (hit) return hit;
     if (cols.compiled.size >= COMPILED_MAX) {
       cols.compiled.clear();
       cols.compiled_arena.reset();
@@ -249,6 +252,7 @@ function compile(
     pool_reason: `pool = ${request.pool}`,
     required,
     blocking,
+    reasons: [],
     bits,
     feasible_at,
     constraint_at,
@@ -272,8 +276,12 @@ const FIXED_REASONS: Reason[] = [
   { stage: "distinct", reason: "already chosen for this request" },
 ];
 
-/** What a user reads for a slot; built only for the slots that removed workers. */
+/** What a user reads for a slot; built once per stack, for the slots that removed workers. */
 export function reasonAt(stack: Stack, slot: number): Reason {
+  return stack.reasons[slot] ??= nameSlot(stack, slot);
+}
+
+function nameSlot(stack: Stack, slot: number): Reason {
   if (slot < SLOT_CONSTRAINTS) return FIXED_REASONS[slot];
   let i = slot - SLOT_CONSTRAINTS;
   if (i < stack.required.length) {
