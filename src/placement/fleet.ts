@@ -1,7 +1,8 @@
 /**
  * The fleet as the placement engine reads it: one row per worker, kept as columns (typed arrays of
- * free capacity and status, interned attribute values, a flat taint list, a shuffled worker order
- * per pool), so a placement touches a few numbers per worker and never an allocation.
+ * free capacity and status, interned attribute values, bitsets of the workers of each pool, value
+ * and taint, a shuffled worker order per pool), so a placement touches a few numbers per worker
+ * and never an allocation.
  *
  * Capacity changes (`hold`, `release`) are O(1) and write the columns in place. Structural changes
  * (`upsert`, `remove`) mark the columns stale; they are rebuilt, in O(workers × labels), on the next
