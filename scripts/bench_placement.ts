@@ -6,14 +6,16 @@
  *
  *   deno task bench:placement [--workers 1000] [--runs 5] [--seconds 1] [--seed 1]
  *
- * A decision is one request placed (a `count: 3` request is one decision of three picks),
- * compiled every time (the engine keeps no cache across calls). Batches apply each decision
- * before the next; the timed step also releases what the batch held, so the fleet stays as built.
+ * A decision is one request placed (a `count: 3` request is one decision of three picks).
+ * Requests are frozen (`freezeRequest`, compiled once, as a registry keeping one per job does),
+ * except in the "mutable" row (compiled on every call). Batches apply each decision before the
+ * next; the timed step also releases what the batch held, so the fleet stays as built.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   Fleet,
+  freezeRequest,
   place,
   placeBatch,
   type PlacementRequest,
@@ -196,8 +198,8 @@ function measure(scenarios: [string, () => number][]): Result[] {
 const fleet = new Fleet(Array.from({ length: WORKERS }, (_, i) => makeWorker(i)));
 let seed = 1;
 
-function singles(requests: () => PlacementRequest[], exhaustive: boolean) {
-  const reqs = requests();
+function singles(requests: () => PlacementRequest[], exhaustive: boolean, frozen = false) {
+  const reqs = frozen ? requests().map(freezeRequest) : requests();
   let i = 0;
   return () => {
     place(fleet, reqs[i++ % reqs.length], { seed: seed++, exhaustive });
@@ -206,7 +208,7 @@ function singles(requests: () => PlacementRequest[], exhaustive: boolean) {
 }
 
 function batches(requests: () => PlacementRequest[], size: number) {
-  const kinds = requests();
+  const kinds = requests().map(freezeRequest);
   const batch = Array.from({ length: size }, (_, i) => kinds[i % kinds.length]);
   return () => {
     const decisions = placeBatch(fleet, batch, { seed: seed++ });
@@ -225,10 +227,11 @@ function batches(requests: () => PlacementRequest[], size: number) {
 }
 
 const results = measure([
-  ["single, no preferences (bounded)", singles(plainRequests, false)],
-  ["single, no preferences, exhaustive", singles(plainRequests, true)],
-  ["single, preferences (always exhaustive)", singles(preferenceRequests, false)],
-  ["batch of 100, no preferences (+ release)", batches(plainRequests, 100)],
+  ["single, no preferences, bounded", singles(plainRequests, false, true)],
+  ["single, no preferences, bounded, mutable requests", singles(plainRequests, false)],
+  ["single, no preferences, exhaustive", singles(plainRequests, true, true)],
+  ["single, preferences (always exhaustive)", singles(preferenceRequests, false, true)],
+  ["batch of 100, no preferences, bounded (+ release)", batches(plainRequests, 100)],
   ["batch of 100, preferences (+ release)", batches(preferenceRequests, 100)],
 ]);
 

@@ -190,10 +190,12 @@ export function explanationText(e: Explanation): string {
 }
 
 /**
- * One pick: walk the stack's workers in a seeded order (random start, random coprime stride over a
- * fixed shuffle), count every removed worker under its first failing check, stop after `limit`
- * feasible candidates, score them and keep the best `keep`. Ties go to a uniformly random one
- * (reservoir sampling on the seed).
+ * One pick. Exhaustive (`limit` Infinity): count each static filter's removals on bitsets, in
+ * pipeline order, and visit only the workers left. Bounded: walk the pool in a seeded order
+ * (random start, random coprime stride over a fixed shuffle) and stop after `limit` feasible
+ * workers. Either way every removed worker is counted once, under its first failing filter; the
+ * candidates are scored and the best `keep` kept. Ties go to a uniformly random one (reservoir
+ * sampling on the seed).
  */
 function pickOne(
   cols: FleetColumns,
@@ -210,17 +212,22 @@ function pickOne(
   let evaluated = 0;
   let feasible = 0;
   const { status, free, marks } = cols;
-  const { bits, resource_rows, resource_amounts, resource_slot, penalised_at } = stack;
-  const n_rows = resource_rows.length;
-  /** The dynamic filters: distinct, then free capacity. -1 when row w passes. */
-  const dynamicSlot = (w: number): number => {
-    if (marks[w] === epoch) return SLOT_DISTINCT;
-    for (let i = 0; i < n_rows; i++) {
-      const r = resource_rows[i];
-      if (resource_amounts[r] > free[r][w]) return resource_slot + r;
-    }
-    return -1;
-  };
+  const { bits, resource_amounts, resource_slot, penalised_at } = stack;
+  const [f0, f1, f2, f3] = free;
+  const [a0, a1, a2, a3] = resource_amounts;
+  /** The dynamic filters: distinct, then free capacity per resource. -1 when row w passes. */
+  const dynamicSlot = (w: number): number =>
+    marks[w] === epoch
+      ? SLOT_DISTINCT
+      : a0 > f0[w]
+      ? resource_slot
+      : a1 > f1[w]
+      ? resource_slot + 1
+      : a2 > f2[w]
+      ? resource_slot + 2
+      : a3 > f3[w]
+      ? resource_slot + 3
+      : -1;
   if (limit === Infinity) {
     // Every worker of the pool: the static filters count their removals on bitsets, in pipeline
     // order; only the workers left are visited.

@@ -1,7 +1,8 @@
 /**
  * The fleet as the placement engine reads it: one row per worker, kept as columns (typed arrays of
- * free capacity and status, interned attribute values, a flat taint list, a shuffled worker order
- * per pool), so a placement touches a few numbers per worker and never an allocation.
+ * free capacity and status, interned attribute values, bitsets of the workers of each pool, value
+ * and taint, a shuffled worker order per pool), so a placement touches a few numbers per worker
+ * and never an allocation.
  *
  * Capacity changes (`hold`, `release`) are O(1) and write the columns in place. Structural changes
  * (`upsert`, `remove`) mark the columns stale; they are rebuilt, in O(workers × labels), on the next
@@ -17,9 +18,11 @@
  */
 import { sfc32 } from "../prng.ts";
 import { add, BitArena, remove, setOf, wordsFor } from "./bits.ts";
+import type { Stack } from "./stack.ts";
 import { assert, FleetError } from "./errors.ts";
 import {
   type Hold,
+  type PlacementRequest,
   RESOURCE_NAMES,
   type Resources,
   type Taint,
@@ -67,20 +70,19 @@ export interface FleetColumns {
   all_bits: Int32Array;
   /** The workers carrying each distinct taint, by taint id, as bitsets. */
   taint_bits: Int32Array[];
-  /** Bitsets of the requests compiled in one engine call. */
+  /** Bitsets of the requests compiled in one engine call (reset at each call). */
   arena: BitArena;
+  /** Frozen requests compiled against these columns, and their bitsets (see `stackFor`). */
+  compiled: Map<PlacementRequest, Stack>;
+  compiled_arena: BitArena;
   /** Scratch bitset for one pick. */
   scratch_bits: Int32Array;
-  /** Free and total capacity per resource, in {@link RESOURCE_NAMES} order. Live. */
+  /** Free capacity per resource, in {@link RESOURCE_NAMES} order. Live. */
   free: Float64Array[];
-  capacity: Float64Array[];
   /** 1 / capacity per resource (0 where the worker has none): scoring multiplies. */
   inverse_capacity: Float64Array[];
   /** Built-in attributes (`region`, `zone`, `pool`, `worker.id`) first, then labels. */
   attributes: Map<string, AttributeColumn>;
-  /** Worker w's taints are `taint_ids[taint_start[w] .. taint_start[w + 1])`. */
-  taint_start: Int32Array;
-  taint_ids: Int32Array;
   /** The distinct taints of the fleet, by taint id. */
   taints: Taint[];
   pools: Map<string, WorkerOrder>;
@@ -95,7 +97,11 @@ export interface FleetColumns {
 
 interface Row {
   view: WorkerView;
-  free: Resources;
+  /** Free and total capacity in {@link RESOURCE_NAMES} order. */
+  free: Float64Array;
+  capacity: Float64Array;
+  /** Row index in the current columns (valid while they are). */
+  index: number;
   running_by_label: Map<string, number>;
 }
 
@@ -122,14 +128,21 @@ export class Fleet {
     return this.#rows.size;
   }
 
-  /** Adds a worker or replaces the one with its id (labels, taints, capacity, free, counts). */
+  /**
+   * Adds a worker or replaces the one with its id. The view is the truth: its `free` and running
+   * counts replace whatever the fleet held for that worker before.
+   */
   upsert(view: WorkerView): void {
     checkView(view);
     if (this.#rows.has(view.id)) this.#forgetJobs(view.id);
     const row: Row = {
       view: structuredCopy(view),
-      free: { ...view.free },
-      running_by_label: new Map(Object.entries(view.running_by_label ?? {})),
+      free: Float64Array.from(RESOURCE_NAMES, (r) => view.free[r]),
+      capacity: Float64Array.from(RESOURCE_NAMES, (r) => view.capacity[r]),
+      index: -1,
+      running_by_label: new Map(
+        Object.entries(view.running_by_label ?? {}).filter(([, n]) => n > 0),
+      ),
     };
     this.#rows.set(view.id, row);
     for (const [job, n] of Object.entries(view.running_by_job ?? {})) {
@@ -170,7 +183,7 @@ export class Fleet {
     }
     return {
       ...structuredCopy(row.view),
-      free: { ...row.free },
+      free: resourcesOf(row.free),
       running_by_label: Object.fromEntries(row.running_by_label),
       running_by_job,
     };
@@ -188,40 +201,42 @@ export class Fleet {
    */
   hold(hold: Hold): void {
     const row = this.#row(hold.worker_id);
-    for (const r of RESOURCE_NAMES) {
-      checkAmount(hold.resources[r], r);
-      if (hold.resources[r] > row.free[r]) {
+    const need = amountsOf(hold.resources);
+    for (let r = 0; r < 4; r++) {
+      if (need[r] > row.free[r]) {
         throw new FleetError(
-          `worker ${hold.worker_id} has ${row.free[r]} ${r} free, the hold needs ` +
-            `${hold.resources[r]}: place the request again on the current fleet`,
+          `worker ${hold.worker_id} has ${row.free[r]} ${RESOURCE_NAMES[r]} free, the hold needs ` +
+            `${need[r]}: place the request again on the current fleet`,
         );
       }
     }
-    this.#shift(row, hold, -1);
+    this.#shift(row, hold, need, -1);
   }
 
   /** Gives back what {@link hold} took. Refuses a release that would exceed the capacity. */
   release(hold: Hold): void {
     const row = this.#row(hold.worker_id);
-    for (const r of RESOURCE_NAMES) {
-      checkAmount(hold.resources[r], r);
-      if (row.free[r] + hold.resources[r] > row.view.capacity[r]) {
+    const need = amountsOf(hold.resources);
+    for (let r = 0; r < 4; r++) {
+      if (row.free[r] + need[r] > row.capacity[r]) {
         throw new FleetError(
-          `releasing ${hold.resources[r]} ${r} on worker ${hold.worker_id} would exceed its ` +
-            `capacity: release only what was held`,
+          `releasing ${need[r]} ${RESOURCE_NAMES[r]} on worker ${hold.worker_id} would exceed ` +
+            `its capacity: release only what was held`,
         );
       }
     }
-    const per = this.#by_job.get(hold.job_id);
-    if (!per?.get(hold.worker_id)) {
+    if (!this.#by_job.get(hold.job_id)?.get(hold.worker_id)) {
       throw new FleetError(
         `worker ${hold.worker_id} holds nothing for job ${hold.job_id}: release only what was held`,
       );
     }
-    this.#shift(row, hold, 1);
+    this.#shift(row, hold, need, 1);
   }
 
-  /** Holds every placement of a decision; returns the holds, to release them later. */
+  /**
+   * Holds every placement of a decision (a partial one's too), all or nothing; returns the holds,
+   * to release them later.
+   */
   apply(decision: {
     job_id: string;
     placements: { worker_id: string }[];
@@ -247,12 +262,12 @@ export class Fleet {
     return holds;
   }
 
-  /** Running allocations of `job_id` per worker id (live; do not change it). */
+  /** Running allocations of `job_id` per worker id, for the spread scorer (live; do not change it). */
   jobCounts(job_id: string): ReadonlyMap<string, number> | undefined {
     return this.#by_job.get(job_id);
   }
 
-  /** The columns, rebuilt first if a structural change made them stale. */
+  /** The columns the engine reads, rebuilt first if a structural change made them stale. */
   columns(): FleetColumns {
     return this.#columns ??= this.#build();
   }
@@ -281,32 +296,31 @@ export class Fleet {
     return row;
   }
 
-  #index_of = new Map<string, number>();
-
   #index(worker_id: string): number {
-    const i = this.#index_of.get(worker_id);
-    assert(i !== undefined, `worker ${worker_id} has a row index`);
+    const i = this.#row(worker_id).index;
+    if (i < 0) assert(false, `worker ${worker_id} has a row index`);
     return i;
   }
 
-  /** Moves `hold` into (sign -1) or out of (sign 1) the worker's free capacity and counts. */
-  #shift(row: Row, hold: Hold, sign: 1 | -1): void {
+  /** Moves `need` into (sign -1) or out of (sign 1) the worker's free capacity, and the counts. */
+  #shift(row: Row, hold: Hold, need: Float64Array, sign: 1 | -1): void {
     const c = this.#columns;
-    const i = c ? this.#index(hold.worker_id) : -1;
-    for (let r = 0; r < RESOURCE_NAMES.length; r++) {
-      const name = RESOURCE_NAMES[r];
-      row.free[name] += sign * hold.resources[name];
-      assert(
-        row.free[name] >= 0 && row.free[name] <= row.view.capacity[name],
-        `free ${name} of ${hold.worker_id} stays within [0, capacity]`,
-      );
-      if (c) c.free[r][i] = row.free[name];
+    for (let r = 0; r < 4; r++) {
+      const free = row.free[r] + sign * need[r];
+      if (!(free >= 0 && free <= row.capacity[r])) {
+        assert(false, `free ${RESOURCE_NAMES[r]} of ${hold.worker_id} stays within [0, capacity]`);
+      }
+      row.free[r] = free;
+      if (c) c.free[r][row.index] = free;
     }
-    for (const [k, v] of Object.entries(hold.job_labels ?? {})) {
-      const key = `${k}=${v}`;
-      const n = (row.running_by_label.get(key) ?? 0) - sign;
-      if (n > 0) row.running_by_label.set(key, n);
-      else row.running_by_label.delete(key);
+    const labels = hold.job_labels;
+    if (labels) {
+      for (const k in labels) {
+        const key = `${k}=${labels[k]}`;
+        const n = (row.running_by_label.get(key) ?? 0) - sign;
+        if (n > 0) row.running_by_label.set(key, n);
+        else row.running_by_label.delete(key);
+      }
     }
     this.#countJob(hold.job_id, hold.worker_id, -sign);
   }
@@ -331,10 +345,9 @@ export class Fleet {
     const ids = [...this.#rows.keys()].sort();
     const n = ids.length;
     const rows = ids.map((id) => this.#rows.get(id)!);
-    this.#index_of = new Map(ids.map((id, i) => [id, i]));
+    rows.forEach((row, i) => row.index = i);
     const status = new Uint8Array(n);
     const free = RESOURCE_NAMES.map(() => new Float64Array(n));
-    const capacity = RESOURCE_NAMES.map(() => new Float64Array(n));
     const inverse_capacity = RESOURCE_NAMES.map(() => new Float64Array(n));
     const attributes = new Map<string, AttributeColumn>();
     const column = (name: string): AttributeColumn => {
@@ -363,16 +376,15 @@ export class Fleet {
     for (const name of BUILT_IN_ATTRIBUTES) column(name);
     const taints: Taint[] = [];
     const taint_id = new Map<string, number>();
-    const taint_start = new Int32Array(n + 1);
-    const taint_list: number[] = [];
+    const taint_rows: number[][] = [];
     const pool_rows = new Map<string, number[]>();
     for (let w = 0; w < n; w++) {
       const v = rows[w].view;
       status[w] = STATUS_CODES[v.status];
       for (let r = 0; r < RESOURCE_NAMES.length; r++) {
-        free[r][w] = rows[w].free[RESOURCE_NAMES[r]];
-        capacity[r][w] = v.capacity[RESOURCE_NAMES[r]];
-        inverse_capacity[r][w] = capacity[r][w] > 0 ? 1 / capacity[r][w] : 0;
+        free[r][w] = rows[w].free[r];
+        const cap = rows[w].capacity[r];
+        inverse_capacity[r][w] = cap > 0 ? 1 / cap : 0;
       }
       for (const [k, value] of Object.entries(v.labels)) {
         if (!(BUILT_IN_ATTRIBUTES as readonly string[]).includes(k)) {
@@ -389,22 +401,21 @@ export class Fleet {
         const col = column(name);
         col.ids[w] = intern(col, value);
       }
-      taint_start[w] = taint_list.length;
       for (const t of v.taints) {
         const key = `${t.key}\u0000${t.value}\u0000${t.effect}`;
         let id = taint_id.get(key);
         if (id === undefined) {
           id = taints.length;
           taints.push({ ...t });
+          taint_rows.push([]);
           taint_id.set(key, id);
         }
-        taint_list.push(id);
+        taint_rows[id].push(w);
       }
       let pr = pool_rows.get(v.pool);
       if (!pr) pool_rows.set(v.pool, pr = []);
       pr.push(w);
     }
-    taint_start[n] = taint_list.length;
     const random = sfc32(ORDER_SEED ^ n);
     const pools = new Map<string, WorkerOrder>();
     const pool_bits = new Map<string, Int32Array>();
@@ -413,10 +424,6 @@ export class Fleet {
       pool_bits.set(pool, setOf(n, list));
     }
     const rows_all = Array.from({ length: n }, (_, i) => i);
-    const taint_rows: number[][] = taints.map(() => []);
-    for (let w = 0; w < n; w++) {
-      for (let i = taint_start[w]; i < taint_start[w + 1]; i++) taint_rows[taint_list[i]].push(w);
-    }
     return {
       version: ++columns_built,
       size: n,
@@ -428,13 +435,12 @@ export class Fleet {
       all_bits: setOf(n, rows_all),
       taint_bits: taint_rows.map((list) => setOf(n, list)),
       arena: new BitArena(),
+      compiled: new Map(),
+      compiled_arena: new BitArena(),
       scratch_bits: new Int32Array(wordsFor(n)),
       free,
-      capacity,
       inverse_capacity,
       attributes,
-      taint_start,
-      taint_ids: Int32Array.from(taint_list),
       taints,
       pools,
       all: shuffledOrder(rows_all, random),
@@ -467,6 +473,25 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
+const AMOUNTS = new Float64Array(4);
+
+/** The amounts of `res` in {@link RESOURCE_NAMES} order, checked (a shared scratch array). */
+function amountsOf(res: Resources): Float64Array {
+  AMOUNTS[0] = res.cpu_millis;
+  AMOUNTS[1] = res.memory_mb;
+  AMOUNTS[2] = res.disk_mb;
+  AMOUNTS[3] = res.slots;
+  for (let r = 0; r < 4; r++) {
+    const v = AMOUNTS[r];
+    if (!(v >= 0 && Number.isInteger(v))) checkAmount(res[RESOURCE_NAMES[r]], RESOURCE_NAMES[r]);
+  }
+  return AMOUNTS;
+}
+
+function resourcesOf(a: Float64Array): Resources {
+  return { cpu_millis: a[0], memory_mb: a[1], disk_mb: a[2], slots: a[3] };
+}
+
 function checkAmount(amount: number, name: string): void {
   if (!Number.isInteger(amount) || amount < 0) {
     throw new FleetError(`${name} must be an integer ≥ 0, got ${amount}`);
@@ -474,6 +499,12 @@ function checkAmount(amount: number, name: string): void {
 }
 
 function checkView(v: WorkerView): void {
+  for (const [key, n] of Object.entries(v.running_by_label ?? {})) {
+    checkAmount(n, `running_by_label[${key}] of worker ${v.id}`);
+  }
+  for (const [job, n] of Object.entries(v.running_by_job ?? {})) {
+    checkAmount(n, `running_by_job[${job}] of worker ${v.id}`);
+  }
   if (!(v.status in STATUS_CODES)) {
     throw new FleetError(
       `worker ${v.id} has status ${v.status}: use one of ${STATUS_NAMES.join(", ")}`,

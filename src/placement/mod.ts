@@ -14,5 +14,5 @@
 export { explanationText, holdsOf, place, placeBatch, rank, SKIP_MAX } from "./engine.ts";
 export { FleetError, PlacementRequestError } from "./errors.ts";
 export { Fleet } from "./fleet.ts";
-export { constraintText, taintText, tolerates } from "./stack.ts";
+export { constraintText, freezeRequest, taintText, tolerates } from "./stack.ts";
 export * from "./types.ts";

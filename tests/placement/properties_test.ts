@@ -8,6 +8,7 @@ import fc from "fast-check";
 import {
   type Decision,
   Fleet,
+  freezeRequest,
   place,
   placeBatch,
   type PlacementRequest,
@@ -58,8 +59,10 @@ Deno.test("a decision only uses feasible workers: pool, ready, required constrai
       requestArb(),
       seedArb,
       fc.boolean(),
-      (workers, request, seed, exhaustive) => {
+      fc.boolean(),
+      (workers, request, seed, exhaustive, frozen) => {
         const fleet = new Fleet(workers);
+        if (frozen) freezeRequest(request);
         const d = place(fleet, request, { seed, exhaustive });
         assertSound(d, request, byId(workers));
         assertCountsAddUp(d);
@@ -277,7 +280,13 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     pick: fc.nat(),
     status: fc.constantFrom("ready" as const, "draining" as const, "lost" as const),
   }),
-  fc.record({ kind: fc.constant("place" as const), request: requestArb(), seed: seedArb }),
+  fc.record({
+    kind: fc.constant("place" as const),
+    request: fc.tuple(requestArb(), fc.boolean()).map(([r, frozen]) =>
+      frozen ? freezeRequest(r) : r
+    ),
+    seed: seedArb,
+  }),
   fc.record({ kind: fc.constant("release" as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant("remove" as const), pick: fc.nat() }),
   fc.integer({ min: 100, max: 999 }).chain((i) => workerArb(`new-${i}`)).map((worker) => ({
@@ -296,6 +305,7 @@ Deno.test("after any sequence of status changes, placements, releases and regist
         const fleet = new Fleet(workers);
         // The model: what the caller's registry would hold, updated by hand.
         const model = byId(workers.map((w) => ({ ...w, free: { ...w.free } })));
+        const one = freezeRequest({ ...probe, count: 1 });
         const holds: { worker_id: string; job_id: string; resources: Decision["resources"] }[] = [];
         const ids = () => [...model.keys()].sort();
         for (const op of ops) {
@@ -331,9 +341,11 @@ Deno.test("after any sequence of status changes, placements, releases and regist
             model.set(op.worker.id, { ...op.worker, free: { ...op.worker.free } });
           }
           for (const w of model.values()) assert.deepEqual(fleet.worker(w.id)!.free, w.free);
+          // The same frozen request after every change: kept compilations must follow the fleet.
+          assertSound(place(fleet, one, { seed: 2 }), one, model);
         }
         for (const exhaustive of [false, true]) {
-          const d = place(fleet, { ...probe, count: 1 }, { seed: 1, exhaustive });
+          const d = place(fleet, one, { seed: 1, exhaustive });
           assertSound(d, probe, model);
           assertCountsAddUp(d);
           const feasible = [...model.values()].filter((w) => feasibleFor(w, probe)).length;

@@ -8,6 +8,7 @@ import {
   explanationText,
   Fleet,
   FleetError,
+  freezeRequest,
   place,
   placeBatch,
   type PlacementRequest,
@@ -355,6 +356,26 @@ Deno.test("the bounded mode scores a few candidates; exhaustive scores them all"
     explanationText(bounded.explanation),
     "4 of 4 workers evaluated fit (fleet: 100)",
   );
+});
+
+Deno.test("a frozen request is compiled once per fleet version; a mutable one on every call", () => {
+  const fleet = new Fleet([worker("fra-1"), worker("ams-1", { region: "ams" })]);
+  const mutable = request({ constraints: [{ attribute: "region", operator: "=", value: "fra" }] });
+  assert.deepEqual(chosen(place(fleet, mutable, { seed: 1 })), ["fra-1"]);
+  mutable.constraints![0].value = "ams";
+  assert.deepEqual(chosen(place(fleet, mutable, { seed: 1 })), ["ams-1"]);
+  const frozen = freezeRequest(
+    request({ constraints: [{ attribute: "region", operator: "=", value: "fra" }] }),
+  );
+  assert.throws(() => {
+    (frozen.constraints![0] as { value: string }).value = "ams";
+  }, TypeError);
+  assert.deepEqual(chosen(place(fleet, frozen, { seed: 1 })), ["fra-1"]);
+  // A registration rebuilds the columns: the kept compilation is dropped with them.
+  fleet.upsert(worker("fra-2", { free: resources(600, 600) }));
+  assert.deepEqual(chosen(place(fleet, frozen, { seed: 1 })), ["fra-2"]);
+  fleet.setStatus("fra-2", "draining");
+  assert.deepEqual(chosen(place(fleet, frozen, { seed: 1 })), ["fra-1"]);
 });
 
 Deno.test("requests the engine cannot evaluate are refused with what to fix", () => {
