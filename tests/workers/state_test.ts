@@ -1,0 +1,229 @@
+/**
+ * The workers' state machine over random sequences of registrations, status changes, removals
+ * and every step of allocations, on a real libSQL file: no worker is ever allocated beyond its
+ * capacity, the placement engine's free capacity equals capacity minus what active allocations
+ * hold, a refused command changes nothing, and the state rebuilt from the file equals the state
+ * in memory.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { openDatabase } from "../../src/db/open.ts";
+import { RESOURCE_NAMES, type Resources, type Taint } from "../../src/placement/types.ts";
+import type { WorkerCommand } from "../../src/workers/commands.ts";
+import { WorkersState } from "../../src/workers/state.ts";
+import { fuzzRuns } from "../support/command_arbitraries.ts";
+
+const WORKERS = ["w1", "w2", "w3"];
+const ALLOCS = ["a1", "a2", "a3", "a4", "a5", "a6"];
+const EXECS = ["e1", "e2", "e3"];
+
+const resources = (max: number) =>
+  fc.record({
+    cpu_millis: fc.integer({ min: 0, max }),
+    memory_mb: fc.integer({ min: 0, max }),
+    disk_mb: fc.constant(0),
+    slots: fc.integer({ min: 0, max: 3 }),
+  });
+
+const commandArb: fc.Arbitrary<WorkerCommand> = fc.oneof(
+  fc.record({
+    type: fc.constant("worker.register" as const),
+    at: fc.constant(0),
+    worker: fc.record({
+      id: fc.constantFrom(...WORKERS),
+      pool: fc.constant("default"),
+      region: fc.constantFrom("fra", "ams"),
+      zone: fc.constant(""),
+      labels: fc.constant({}),
+      taints: fc.constant([] as Taint[]),
+      capacity: resources(4_000),
+    }),
+  }),
+  fc.record({
+    type: fc.constant("worker.status" as const),
+    at: fc.constant(0),
+    worker_id: fc.constantFrom(...WORKERS),
+    status: fc.constantFrom("ready" as const, "draining" as const, "lost" as const),
+    reason: fc.constant("test"),
+  }),
+  fc.record({
+    type: fc.constant("worker.remove" as const),
+    at: fc.constant(0),
+    worker_id: fc.constantFrom(...WORKERS),
+  }),
+  fc.record({
+    type: fc.constant("alloc.create" as const),
+    at: fc.constant(0),
+    alloc: fc.record({
+      id: fc.constantFrom(...ALLOCS),
+      job_id: fc.constantFrom("j1", "j2"),
+      execution_id: fc.constantFrom(...EXECS),
+      attempt: fc.constant(1),
+      scheduled_at: fc.constant(0),
+      resources: resources(2_000),
+      job_labels: fc.constantFrom<Record<string, string>>({}, { tier: "batch" }),
+      lease_ms: fc.constant(1_000),
+      idempotency_key: fc.constant("k"),
+      worker_id: fc.option(fc.constantFrom(...WORKERS)),
+      score: fc.constant(0.5),
+      explanation: fc.constant(null),
+    }),
+  }),
+  fc.record({
+    type: fc.constant("alloc.place" as const),
+    at: fc.constant(0),
+    alloc_id: fc.constantFrom(...ALLOCS),
+    worker_id: fc.constantFrom(...WORKERS),
+    score: fc.constant(0.5),
+  }),
+  fc.record({
+    type: fc.constant("alloc.start" as const),
+    at: fc.constant(0),
+    alloc_id: fc.constantFrom(...ALLOCS),
+    worker_id: fc.constantFrom(...WORKERS),
+  }),
+  fc.record({
+    type: fc.constant("alloc.finish" as const),
+    at: fc.constant(0),
+    alloc_id: fc.constantFrom(...ALLOCS),
+    worker_id: fc.constantFrom(...WORKERS),
+    outcome: fc.record({
+      ok: fc.boolean(),
+      exit_code: fc.constant(null),
+      status_code: fc.constant(null),
+      error: fc.constant(null),
+      output_excerpt: fc.constant("out"),
+      duration_ms: fc.constant(5),
+    }),
+  }),
+  fc.record({
+    type: fc.constant("alloc.expire" as const),
+    at: fc.integer({ min: 0, max: 3_000 }),
+    alloc_id: fc.constantFrom(...ALLOCS),
+    expected_status: fc.constantFrom("placed" as const, "running" as const),
+  }),
+  fc.record({
+    type: fc.constant("alloc.cancel" as const),
+    at: fc.constant(0),
+    execution_id: fc.constantFrom(...EXECS),
+    reason: fc.constant("cancelled"),
+  }),
+);
+
+/** Everything apply may change, as plain data. */
+function snapshot(state: WorkersState) {
+  return {
+    workers: [...state.workers.values()].map((w) => ({ ...w })).sort((a, b) =>
+      a.id < b.id ? -1 : 1
+    ),
+    active: [...state.active.values()].map((a) => ({ ...a })).sort((a, b) => a.id < b.id ? -1 : 1),
+    free: Object.fromEntries(
+      [...state.workers.keys()].sort().map((id) => [id, state.fleet.worker(id)!.free]),
+    ),
+  };
+}
+
+function checkInvariants(state: WorkersState): void {
+  for (const w of state.workers.values()) {
+    const held = state.allocated(w.id);
+    const free = state.fleet.worker(w.id)!.free;
+    for (const r of RESOURCE_NAMES) {
+      assert.ok(held[r] <= w.capacity[r], `${w.id} over-allocated on ${r}`);
+      assert.equal(free[r], w.capacity[r] - held[r], `${w.id} free ${r}`);
+    }
+  }
+  for (const a of state.active.values()) {
+    if (a.status === "pending") assert.equal(a.lease_expires_at, null);
+    else assert.ok(state.workers.has(a.worker_id!), `${a.id} on an unknown worker`);
+  }
+}
+
+Deno.test("workers state: capacity never over-allocated, refusals change nothing, the file agrees", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tickraft-workers-" });
+  let n = 0;
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.array(commandArb, { minLength: 1, maxLength: 40 }), async (commands) => {
+        const db = await openDatabase(dir, `run-${n++}.db`);
+        try {
+          const state = new WorkersState();
+          await state.load(db);
+          for (const generated of commands) {
+            // As a command arrives from an entry: plain JSON objects.
+            const command = JSON.parse(JSON.stringify(generated)) as WorkerCommand;
+            state.check([command]);
+            const before = snapshot(state);
+            const applied = state.apply(command);
+            if (!applied.result.ok) {
+              assert.deepEqual(snapshot(state), before, `${command.type} refused, yet changed`);
+              assert.equal(applied.statements.length, 0);
+            }
+            await db.client.batch(applied.statements, "write");
+            checkInvariants(state);
+          }
+          const reloaded = new WorkersState();
+          await reloaded.load(db);
+          assert.deepEqual(snapshot(reloaded), snapshot(state));
+        } finally {
+          db.close();
+        }
+      }),
+      { numRuns: fuzzRuns(150) },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a placed allocation holds its resources until it ends, then frees them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tickraft-workers-" });
+  const db = await openDatabase(dir);
+  try {
+    const state = new WorkersState();
+    await state.load(db);
+    const capacity: Resources = { cpu_millis: 1_000, memory_mb: 512, disk_mb: 0, slots: 2 };
+    const ok = (c: WorkerCommand) => assert.ok(state.apply(c).result.ok, c.type);
+    ok({
+      type: "worker.register",
+      at: 1,
+      worker: { id: "w", pool: "p", region: "", zone: "", labels: {}, taints: [], capacity },
+    });
+    const alloc = {
+      id: "a",
+      job_id: "j",
+      execution_id: "e",
+      attempt: 1,
+      scheduled_at: 1,
+      resources: { cpu_millis: 600, memory_mb: 100, disk_mb: 0, slots: 1 },
+      job_labels: {},
+      lease_ms: 1_000,
+      idempotency_key: "j:1",
+      worker_id: "w",
+      score: 1,
+      explanation: null,
+    };
+    ok({ type: "alloc.create", at: 2, alloc });
+    assert.equal(state.fleet.worker("w")!.free.cpu_millis, 400);
+    const second = state.apply({ type: "alloc.create", at: 3, alloc: { ...alloc, id: "b" } });
+    assert.deepEqual(second.result, {
+      ok: false,
+      code: "stale",
+      message: "worker w has 400 cpu_millis free, 600 wanted",
+    });
+    ok({ type: "alloc.start", at: 4, alloc_id: "a", worker_id: "w" });
+    assert.equal(state.active.get("a")!.lease_expires_at, 1_004);
+    const early = state.apply({
+      type: "alloc.expire",
+      at: 1_003,
+      alloc_id: "a",
+      expected_status: "running",
+    });
+    assert.equal(early.result.ok, false, "the lease has not run out at 1,003");
+    ok({ type: "alloc.expire", at: 1_004, alloc_id: "a", expected_status: "running" });
+    assert.equal(state.active.has("a"), false);
+    assert.equal(state.fleet.worker("w")!.free.cpu_millis, 1_000);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
