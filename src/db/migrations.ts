@@ -64,6 +64,7 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX allocations_job ON allocations (job_id, id)`,
       `CREATE INDEX allocations_status ON allocations (status, id)`,
       `ALTER TABLE jobs ADD COLUMN executor TEXT`,
+      `ALTER TABLE executions ADD COLUMN worker_id TEXT`,
     ],
   },
 ];

@@ -83,6 +83,8 @@ export const executions = sqliteTable("executions", {
   redeliveries: integer("redeliveries").notNull(),
   missed_count: integer("missed_count").notNull(),
   response_excerpt: text("response_excerpt"),
+  /** The worker a worker job's attempt last ran on; null for a webhook job. */
+  worker_id: text("worker_id"),
 }, (t) => [
   index("executions_job").on(t.job_id, t.scheduled_at),
   index("executions_finished").on(t.finished_at),

@@ -280,6 +280,7 @@ export const executionSchema = z.object({
   missed_count: z.number().int(),
   idempotency_key: z.string(),
   response_excerpt: z.string().nullable(),
+  worker_id: z.string().nullable().meta({ description: "The worker a worker job ran on" }),
 }).strict().meta({ id: "Execution" });
 
 /** `GET /jobs`. */
@@ -467,5 +468,6 @@ export function executionJson(e: ExecutionRecord): z.output<typeof executionSche
     missed_count: e.missed_count,
     idempotency_key: `${e.job_id}:${e.scheduled_at}`,
     response_excerpt: e.response_excerpt,
+    worker_id: e.worker_id,
   };
 }

@@ -315,6 +315,7 @@ function outcome(value: unknown): AttemptOutcome {
     textOrNull(o.error, "error", LONG);
     duration(o.duration_ms, "duration_ms");
     textOrNull(o.response_excerpt, "response_excerpt", LONG);
+    if (o.worker_id !== undefined) textOrNull(o.worker_id, "worker_id", SHORT);
   } catch (error) {
     throw CommandCodecError.within(error, "outcome");
   }

@@ -14,6 +14,8 @@ export interface AttemptOutcome {
   error: string | null;
   duration_ms: number;
   response_excerpt: string | null;
+  /** The worker the attempt ran on (a worker job); absent or null for a webhook call. */
+  worker_id?: string | null;
 }
 
 export type Command =

@@ -47,6 +47,8 @@ export interface AttemptResult {
   duration_ms: number;
   /** The start of the answer's body, bounded. */
   response_excerpt: string | null;
+  /** The worker it ran on, for a worker job. */
+  worker_id?: string | null;
 }
 
 /** Runs attempts. */

@@ -254,6 +254,7 @@ export interface AttemptEnd {
   error: string | null;
   duration_ms: number;
   response_excerpt: string | null;
+  worker_id: string | null;
   /** When the next attempt is due; null unless retrying. */
   next_attempt_at: number | null;
 }
@@ -262,7 +263,7 @@ export interface AttemptEnd {
 export function endAttempt(e: AttemptEnd): InStatement {
   return {
     sql:
-      "UPDATE executions SET status = ?, finished_at = ?, status_code = ?, error_class = ?, error = ?, duration_ms = ?, response_excerpt = ?, next_attempt_at = ? WHERE id = ?",
+      "UPDATE executions SET status = ?, finished_at = ?, status_code = ?, error_class = ?, error = ?, duration_ms = ?, response_excerpt = ?, worker_id = ?, next_attempt_at = ? WHERE id = ?",
     args: [
       e.status,
       e.finished_at,
@@ -271,6 +272,7 @@ export function endAttempt(e: AttemptEnd): InStatement {
       e.error,
       e.duration_ms,
       e.response_excerpt,
+      e.worker_id,
       e.next_attempt_at,
       e.execution_id,
     ],

@@ -116,4 +116,6 @@ export interface ExecutionRecord {
   redeliveries: number;
   missed_count: number;
   response_excerpt: string | null;
+  /** The worker a worker job's attempt last ran on. */
+  worker_id: string | null;
 }

@@ -69,5 +69,6 @@ export function rowToExecution(row: Row): ExecutionRecord {
     redeliveries: Number(row.redeliveries),
     missed_count: Number(row.missed_count),
     response_excerpt: str(row.response_excerpt),
+    worker_id: str(row.worker_id ?? null),
   };
 }

@@ -478,6 +478,7 @@ export class Scheduler {
         error: result.error,
         duration_ms: Math.round(result.duration_ms),
         response_excerpt: result.response_excerpt,
+        worker_id: result.worker_id ?? null,
       },
       retry_at,
     };

@@ -479,6 +479,7 @@ export class SchedulerState implements StateMachine<Command, Effect> {
       error: o.error,
       duration_ms: o.duration_ms,
       response_excerpt: o.response_excerpt,
+      worker_id: o.worker_id ?? null,
       next_attempt_at: retrying ? cmd.retry_at : null,
     })];
     const effects: Effect[] = [];

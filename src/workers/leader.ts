@@ -90,7 +90,7 @@ const aborted: AttemptResult = {
   response_excerpt: null,
 };
 
-function resultOf(outcomes: AllocationOutcome[]): AttemptResult {
+function resultOf(outcomes: AllocationOutcome[], worker_id: string | null): AttemptResult {
   const failed = outcomes.find((o) => !o.ok);
   const last = failed ?? outcomes[outcomes.length - 1];
   return {
@@ -104,6 +104,7 @@ function resultOf(outcomes: AllocationOutcome[]): AttemptResult {
     aborted: false,
     duration_ms: Math.max(...outcomes.map((o) => o.duration_ms)),
     response_excerpt: last.output_excerpt,
+    worker_id,
   };
 }
 
@@ -209,7 +210,7 @@ export class WorkerLeader implements Dispatcher {
     if (attempt.redelivery) {
       const last = await latestAllocationOf(this.#o.db, attempt.execution_id, attempt.attempt);
       if (last?.outcome != null && (last.status === "completed" || last.status === "failed")) {
-        w.resolve(resultOf([last.outcome]));
+        w.resolve(resultOf([last.outcome], last.worker_id));
         return;
       }
     }
@@ -369,7 +370,9 @@ export class WorkerLeader implements Dispatcher {
       }
       if (effect.status === "completed" || effect.status === "failed") {
         w.outcomes.set(effect.alloc_id, effect.outcome!);
-        if (w.outcomes.size >= w.wanted) w.resolve(resultOf([...w.outcomes.values()]));
+        if (w.outcomes.size >= w.wanted) {
+          w.resolve(resultOf([...w.outcomes.values()], effect.worker_id));
+        }
       } else if (effect.status === "lost") {
         const busy = this.#o.state.activeOf(effect.execution_id)
           .filter((a) => a.attempt === effect.attempt && a.worker_id !== null)

@@ -130,8 +130,13 @@ Deno.test("worker jobs run where their constraints say; a job that fits nowhere 
     assert.match(fra.outcome!.output_excerpt!, /ran on w-fra/);
     const [gpu] = await finished(cluster, onGpu);
     assert.equal(gpu.worker_id, "w-ams");
-    const status = await json<{ status: string }>(`${url(cluster)}/jobs/${inFra}/status`);
-    assert.equal(status.body.status, "completed");
+    const execution = await eventually("the execution recorded", async () => {
+      const { body } = await json<{ executions: { status: string; worker_id: string | null }[] }>(
+        `${url(cluster)}/jobs/${inFra}/executions`,
+      );
+      return body.executions[0]?.status === "completed" ? body.executions[0] : undefined;
+    });
+    assert.equal(execution.worker_id, "w-fra", "the execution names its worker");
 
     // Fits nowhere: pending with the explanation, then runs once a fitting worker registers.
     const big = await createJob(cluster, { resources: { cpu_millis: 100, memory_mb: 4_000 } });
