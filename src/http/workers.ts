@@ -7,7 +7,7 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { z } from "zod";
 import { NotFoundError } from "../errors.ts";
-import { resourcesSchema, taintSchema } from "../workers/command_codec.ts";
+import { labelsSchema, resourcesSchema, taintSchema } from "../workers/command_codec.ts";
 import type { AllocationRecord } from "../workers/model.ts";
 import { POLL_WAIT_MS_MAX, type WorkerInfo, type WorkersService } from "../workers/service.ts";
 import { jsonBody, parse, readJson } from "./jobs.ts";
@@ -26,15 +26,12 @@ const workerParams = z.object({ id: z.string().meta({ description: "The worker's
 const allocParams = z.object({ id: z.string().meta({ description: "The allocation's id" }) });
 const iso = (ms: number | null) => ms === null ? null : new Date(ms).toISOString();
 
-const labels = z.record(z.string().min(1).max(63), z.string().max(256))
-  .refine((o) => Object.keys(o).length <= 64, "at most 64 labels");
-
 export const registerSchema = z.object({
   id: z.string().regex(WORKER_ID, "use 1-64 of A-Z, a-z, 0-9, '.', '_', '-'"),
   pool: z.string().min(1).max(64).default("default"),
   region: z.string().max(64).default(""),
   zone: z.string().max(64).default(""),
-  labels: labels.default({}),
+  labels: labelsSchema.default({}),
   taints: z.array(taintSchema).max(32).default([]),
   capacity: z.object({
     cpu_millis: z.number().int().min(0).max(2_147_483_647),
