@@ -18,11 +18,9 @@
  */
 import { sfc32 } from "../prng.ts";
 import { add, BitArena, remove, setOf, wordsFor } from "./bits.ts";
-import type { Stack } from "./stack.ts";
 import { assert, FleetError } from "./errors.ts";
 import {
   type Hold,
-  type PlacementRequest,
   RESOURCE_NAMES,
   type Resources,
   type Taint,
@@ -72,9 +70,6 @@ export interface FleetColumns {
   taint_bits: Int32Array[];
   /** Bitsets of the requests compiled in one engine call (reset at each call). */
   arena: BitArena;
-  /** Frozen requests compiled against these columns, and their bitsets (see `stackFor`). */
-  compiled: Map<PlacementRequest, Stack>;
-  compiled_arena: BitArena;
   /** Scratch bitset for one pick. */
   scratch_bits: Int32Array;
   /** Free capacity per resource, in {@link RESOURCE_NAMES} order. Live. */
@@ -435,8 +430,6 @@ export class Fleet {
       all_bits: setOf(n, rows_all),
       taint_bits: taint_rows.map((list) => setOf(n, list)),
       arena: new BitArena(),
-      compiled: new Map(),
-      compiled_arena: new BitArena(),
       scratch_bits: new Int32Array(wordsFor(n)),
       free,
       inverse_capacity,

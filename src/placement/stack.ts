@@ -4,7 +4,7 @@
  * bitset of the workers it keeps, with their intersection precomputed, then the dynamic ones
  * (status, distinct, free capacity) per worker, and scorers (each one score component in [-1, 1]).
  */
-import { type BitArena, has, setOf } from "./bits.ts";
+import { BitArena, has, setOf } from "./bits.ts";
 import { assert, PlacementRequestError } from "./errors.ts";
 import type { AttributeColumn, Fleet, FleetColumns, WorkerOrder } from "./fleet.ts";
 import {
@@ -84,6 +84,15 @@ const RESOURCE_LABELS = ["cpu", "memory", "disk", "slots"];
 const STRATEGIES: Strategy[] = ["binpack", "spread", "random"];
 const LN10 = Math.log(10);
 
+/**
+ * Frozen requests compiled against one version of a fleet's columns, with their bitsets; the
+ * entry goes with the columns when the fleet rebuilds them.
+ */
+const COMPILED = new WeakMap<
+  FleetColumns,
+  { stacks: Map<PlacementRequest, Stack>; arena: BitArena }
+>();
+
 /** Frozen requests kept compiled per columns version; all are dropped when it fills. */
 const COMPILED_MAX = 4096;
 
@@ -100,16 +109,21 @@ export function stackFor(
   memo?: Map<PlacementRequest, Stack>,
 ): Stack {
   const cols = fleet.columns();
+  let cache = COMPILED.get(cols);
+  if (cache === undefined) {
+    cache = { stacks: new Map(), arena: new BitArena() };
+    COMPILED.set(cols, cache);
+  }
   // Only frozen requests enter the cache, and freezing cannot be undone: a hit needs no check.
-  const hit = cols.compiled.get(request);
+  const hit = cache.stacks.get(request);
   if (hit) return hit;
   if (isFrozenRequest(request)) {
-    if (cols.compiled.size >= COMPILED_MAX) {
-      cols.compiled.clear();
-      cols.compiled_arena.reset();
+    if (cache.stacks.size >= COMPILED_MAX) {
+      cache.stacks.clear();
+      cache.arena.reset();
     }
-    const stack = compile(fleet, cols, request, cols.compiled_arena);
-    cols.compiled.set(request, stack);
+    const stack = compile(fleet, cols, request, cache.arena);
+    cache.stacks.set(request, stack);
     return stack;
   }
   const known = memo?.get(request);
