@@ -9,7 +9,7 @@
  * them; plus the workers that pending work and timeslots fill (`demand.ts`); clamped to
  * `[min, max]`; stabilised (`stabilise.ts`); and no decision within the cooldown.
  */
-import { demandWorkers } from "./demand.ts";
+import { demandWorkers, wantedWithDemand } from "./demand.ts";
 import { checkPoolSpec, resolveBehaviour } from "./spec.ts";
 import { remember, stabilised, windowBounds } from "./stabilise.ts";
 import { targetReplicas, workerAverages } from "./replicas.ts";
@@ -31,7 +31,14 @@ import {
 
 const TARGET_KEYS = ["cpu", "memory", "rps"] as const;
 
-const NO_DEMAND: DemandMetric = { pending_allocations: 0, timeslots: 0, workers: 0, too_large: 0 };
+const NO_DEMAND: DemandMetric = {
+  pending_allocations: 0,
+  pending_workers: 0,
+  workers_starting: 0,
+  timeslots: 0,
+  timeslot_workers: 0,
+  too_large: 0,
+};
 
 /**
  * Evaluates one pool at `now_ms`: a decision to change its replica count (or null) and the state
@@ -138,9 +145,9 @@ function decideAdaptive(
     pool.worker_capacity,
     now_ms,
     scale.max,
+    Math.max(0, current - observed.workers.length),
   );
-  // Work that fits no worker needs workers beyond those there are, whatever the load says.
-  const wanted = demand.workers > 0 ? Math.max(fromMetrics, current) + demand.workers : fromMetrics;
+  const wanted = wantedWithDemand(fromMetrics, current, demand);
   const clamped = clamp(wanted, scale);
 
   const gap = state.evaluated_ms === null || now_ms - state.evaluated_ms > behaviour.gap_ms;
@@ -218,15 +225,22 @@ function drivingTarget(metrics: DecisionMetrics): keyof ScaleTargets | null {
 
 function demandWords(demand: DemandMetric): string {
   const parts: string[] = [];
-  if (demand.pending_allocations > 0) {
+  if (demand.pending_workers > 0) {
     const n = demand.pending_allocations;
-    parts.push(`${n} pending allocation${n === 1 ? "" : "s"} that fit no worker`);
+    const starting = demand.workers_starting > 0 ? `, ${demand.workers_starting} starting` : "";
+    parts.push(
+      `${n} pending allocation${n === 1 ? "" : "s"} that fit no worker need ` +
+        `${workers(demand.pending_workers)} more${starting}`,
+    );
   }
-  if (demand.timeslots > 0) {
+  if (demand.timeslot_workers > 0) {
     const n = demand.timeslots;
-    parts.push(`${n} timeslot${n === 1 ? "" : "s"} within ${n === 1 ? "its" : "their"} lead time`);
+    parts.push(
+      `${n} timeslot${n === 1 ? "" : "s"} within ${n === 1 ? "its" : "their"} lead time ` +
+        `need${n === 1 ? "s" : ""} ${workers(demand.timeslot_workers)}`,
+    );
   }
-  return `${parts.join(" and ")} need ${workers(demand.workers)} more`;
+  return parts.join(" and ");
 }
 
 /** What drove the change, and the sentence an operator reads. */
@@ -243,8 +257,9 @@ function explain(
   const load = key === null ? "" : targetWords(key, metrics.targets[key] as TargetMetric);
   let cause: DecisionCause;
   let why: string;
-  if (metrics.demand.workers > 0) {
-    cause = metrics.demand.pending_allocations > 0 ? "pending" : "timeslots";
+  const demand = metrics.demand;
+  if (demand.pending_workers + demand.timeslot_workers > 0 && to > from) {
+    cause = demand.pending_workers >= demand.timeslot_workers ? "pending" : "timeslots";
     why = demandWords(metrics.demand) + (load === "" ? "" : ` (${load})`);
   } else if (key !== null) {
     cause = key;

@@ -49,31 +49,31 @@ function take(free: Resources, need: Resources, count: number): void {
   for (const name of RESOURCE_NAMES) free[name] -= need[name] * count;
 }
 
+/** Counts of one packing. */
+interface Packed {
+  workers: number;
+  too_large: number;
+}
+
 /**
- * The workers the demand fills, at most `workers_max` (more could not be decided anyway). Items
- * larger than one worker are counted in `too_large` and not packed: no count of this pool's
- * workers places them. The loop is bounded by groups × `workers_max`.
+ * The new workers of `capacity` that `items` fill, at most `workers_max` (more could not be
+ * decided anyway). Items larger than one worker are counted in `too_large` and not packed: no
+ * count of this pool's workers places them. The loop is bounded by items × `workers_max`.
  */
-export function demandWorkers(
-  pending: readonly PendingAllocation[],
-  timeslots: readonly PendingTimeslot[],
+function pack(
+  items: readonly { resources: Resources; count: number }[],
   capacity: Resources,
-  now_ms: number,
   workers_max: number,
-): DemandMetric {
-  const active = timeslots.filter((slot) => timeslotActive(slot, now_ms));
+): Packed {
   const groups: Group[] = [];
   let too_large = 0;
-  const add = (resources: Resources, count: number) => {
-    if (count <= 0) return;
+  for (const { resources, count } of items) {
+    if (count <= 0) continue;
     const share = shareOf(resources, capacity);
     if (share === Infinity) too_large += count;
     else groups.push({ resources, count, share });
-  };
-  for (const allocation of pending) add(allocation.resources, 1);
-  for (const slot of active) add(slot.resources, slot.count);
+  }
   groups.sort((a, b) => b.share - a.share);
-
   const bins: Resources[] = [];
   for (const group of groups) {
     let left = group.count;
@@ -92,10 +92,51 @@ export function demandWorkers(
     }
     if (left > 0) break;
   }
+  return { workers: bins.length, too_large };
+}
+
+/**
+ * The demand of a pool at `now_ms` in workers: the pending allocations packed apart from the
+ * active timeslots (they are met differently: see {@link wantedWithDemand}).
+ */
+export function demandWorkers(
+  pending: readonly PendingAllocation[],
+  timeslots: readonly PendingTimeslot[],
+  capacity: Resources,
+  now_ms: number,
+  workers_max: number,
+  workers_starting: number,
+): DemandMetric {
+  const active = timeslots.filter((slot) => timeslotActive(slot, now_ms));
+  const waiting = pack(
+    pending.map((a) => ({ resources: a.resources, count: 1 })),
+    capacity,
+    workers_max,
+  );
+  const ahead = pack(active, capacity, workers_max);
   return {
     pending_allocations: pending.length,
+    pending_workers: waiting.workers,
+    workers_starting,
     timeslots: active.length,
-    workers: bins.length,
-    too_large,
+    timeslot_workers: ahead.workers,
+    too_large: waiting.too_large + ahead.too_large,
   };
+}
+
+/**
+ * The count the load and the demand want together. A timeslot's allocations are not running, so
+ * its workers come on top of what the running load needs (`from_metrics`). Pending allocations
+ * fit none of the workers there are, so their workers come on top of all of those (never fewer
+ * than `current` while work waits), less the workers already starting, which will take them.
+ */
+export function wantedWithDemand(
+  from_metrics: number,
+  current: number,
+  demand: DemandMetric,
+): number {
+  const withSlots = from_metrics + demand.timeslot_workers;
+  const extra = Math.max(0, demand.pending_workers - demand.workers_starting);
+  if (demand.pending_workers === 0) return withSlots;
+  return Math.max(withSlots, current) + extra;
 }

@@ -13,7 +13,7 @@
  * ```
  */
 export { decide } from "./controller.ts";
-export { demandWorkers, timeslotActive } from "./demand.ts";
+export { demandWorkers, timeslotActive, wantedWithDemand } from "./demand.ts";
 export { targetReplicas, workerAverages } from "./replicas.ts";
 export {
   checkPoolSpec,

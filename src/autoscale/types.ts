@@ -86,9 +86,10 @@ export interface PendingAllocation {
 }
 
 /**
- * A timeslot (a reservation ahead, issue 12's *capacity wanted*) whose `count` allocations of
- * `resources` the pool's free capacity cannot hold. It needs workers from `start_ms - lead_ms`
- * (so they are up when it starts) until `end_ms`.
+ * A timeslot (a reservation ahead, issue 12's *capacity wanted*): `count` allocations of
+ * `resources` that are not running yet. It needs workers from `start_ms - lead_ms` (so they are
+ * up when it starts) until `end_ms`, on top of those the running load needs; as its allocations
+ * start, the caller lowers `count` and their usage shows in the metrics instead.
  */
 export interface PendingTimeslot {
   id: string;
@@ -110,9 +111,12 @@ export interface Observations {
   workers: readonly string[];
   /** Recent usage reports; those of other workers and those outside the window are ignored. */
   samples: readonly MetricSample[];
-  /** Allocations that fit no worker of the pool. */
+  /**
+   * Allocations that fit no registered worker of the pool now. The caller lists them until they
+   * are placed; the workers starting for them (in `current`, not in `workers`) are counted.
+   */
   pending: readonly PendingAllocation[];
-  /** Timeslots the pool's free capacity cannot hold (the controller checks their lead time). */
+  /** Timeslots of the pool with allocations not yet running (the controller checks the lead time). */
   timeslots: readonly PendingTimeslot[];
 }
 
@@ -169,13 +173,17 @@ export interface TargetMetric {
   wanted: number;
 }
 
-/** The demand behind one decision: work that fits no worker, in workers. */
+/** The demand behind one decision: work that is not running and needs workers, in workers. */
 export interface DemandMetric {
   pending_allocations: number;
+  /** Workers of the pool's capacity the pending allocations fill. */
+  pending_workers: number;
+  /** Workers counted in `current` that have not registered yet: they will take pending work. */
+  workers_starting: number;
   /** Timeslots within their lead time. */
   timeslots: number;
-  /** Workers of the pool's capacity that the demand fills (added to the metric count). */
-  workers: number;
+  /** Workers of the pool's capacity the timeslots' allocations fill. */
+  timeslot_workers: number;
   /** Allocations or timeslot parts larger than one worker: no scaling can place them. */
   too_large: number;
 }
