@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 /** From the bottom up. */
 const LAYERS: readonly (readonly string[])[] = [
   ["prng.ts", "clock.ts", "logger.ts", "errors.ts", "faults.ts", "config.ts"],
-  ["raft", "placement"],
+  ["raft", "placement", "autoscale"],
   ["db"],
   ["log"],
   ["scheduler", "cluster"],
