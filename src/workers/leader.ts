@@ -484,7 +484,12 @@ export class WorkerLeader implements Dispatcher {
     const commands: WorkerCommand[] = [];
     for (const worker of this.#o.state.workers.values()) {
       if (worker.status === "lost") continue;
-      const last = Math.max(this.#heartbeats.get(worker.id)?.at_ms ?? 0, this.#started_ms);
+      // Silent since its last heartbeat, its registration, or this leader's start (the grace).
+      const last = Math.max(
+        this.#heartbeats.get(worker.id)?.at_ms ?? 0,
+        worker.updated_at,
+        this.#started_ms,
+      );
       if (now - last <= this.#o.ttl_ms) continue;
       commands.push({
         type: "worker.status",
