@@ -23,6 +23,7 @@ import { ApiError, ConnectionError, TickraftClient } from "./client.ts";
 import { CLUSTER_COMMANDS } from "./cluster_commands.ts";
 import { type Command, CommandError } from "./command.ts";
 import { JOB_COMMANDS } from "./jobs.ts";
+import { ALLOCATION_COMMANDS, WORKER_COMMANDS } from "./workers.ts";
 
 const DEFAULT_URL = "http://127.0.0.1:8080";
 
@@ -49,9 +50,17 @@ interface Group {
 const GROUPS: Record<string, Group> = {
   jobs: { summary: "Create, inspect and change jobs", commands: JOB_COMMANDS },
   cluster: { summary: "Inspect the cluster and change its members", commands: CLUSTER_COMMANDS },
+  workers: {
+    summary: "Inspect, drain and remove registered workers (the agent itself is tickraft worker)",
+    commands: WORKER_COMMANDS,
+  },
+  allocations: {
+    summary: "Inspect allocations: occurrences of worker jobs placed on workers",
+    commands: ALLOCATION_COMMANDS,
+  },
 };
 
-/** Whether `args` name a CLI group (`jobs`, `cluster`), possibly after global flags. */
+/** Whether `args` name a CLI group (`jobs`, `cluster`, `workers`, `allocations`), possibly after global flags. */
 export function isCliInvocation(args: string[]): boolean {
   return Object.hasOwn(GROUPS, args[indexAfterGlobals(args, GLOBAL_OPTIONS)] ?? "");
 }

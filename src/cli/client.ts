@@ -12,10 +12,52 @@
  * @module
  */
 import type { ClusterView, executionJson, HealthView, jobJson } from "../http/schemas.ts";
+import type { allocationJson } from "../http/workers.ts";
+import type { Resources, Taint, WorkerStatus } from "../placement/types.ts";
 
 export type JobJson = ReturnType<typeof jobJson>;
 export type ExecutionJson = ReturnType<typeof executionJson>;
+export type AllocationJson = ReturnType<typeof allocationJson>;
 export type JsonObject = Record<string, unknown>;
+
+/**
+ * A worker as `GET /workers` answers (the `Worker` schema of `/openapi.json`; src/http/workers.ts
+ * does not export its type, so it is written out here).
+ */
+export interface WorkerJson {
+  id: string;
+  pool: string;
+  region: string;
+  zone: string;
+  labels: Record<string, string>;
+  taints: Taint[];
+  capacity: Resources;
+  /** What its placed and running allocations hold. */
+  allocated: Resources;
+  allocations: number;
+  status: WorkerStatus;
+  status_reason: string | null;
+  registered_at: string;
+  updated_at: string;
+  /** Only on the leader, which keeps the heartbeats in memory. */
+  last_heartbeat_at: string | null;
+  usage: { cpu_percent: number; memory_percent: number; rps: number; running: string[] } | null;
+  heartbeat_ms: number;
+}
+
+export interface AllocationPage {
+  allocations: AllocationJson[];
+  next_cursor: string | null;
+}
+
+/** Query of `GET /allocations`. */
+export interface AllocationQuery {
+  job?: string;
+  worker?: string;
+  status?: string;
+  limit?: string;
+  cursor?: string;
+}
 
 export interface JobPage {
   jobs: JobJson[];
@@ -125,6 +167,30 @@ export class TickraftClient {
     return this.request("POST", `/jobs/${encodeURIComponent(id)}/resume`);
   }
 
+  listWorkers(): Promise<{ workers: WorkerJson[] }> {
+    return this.request("GET", "/workers");
+  }
+
+  getWorker(id: string): Promise<WorkerJson> {
+    return this.request("GET", `/workers/${encodeURIComponent(id)}`);
+  }
+
+  drainWorker(id: string): Promise<WorkerJson> {
+    return this.request("POST", `/workers/${encodeURIComponent(id)}/drain`);
+  }
+
+  removeWorker(id: string): Promise<{ removed: string }> {
+    return this.request("DELETE", `/workers/${encodeURIComponent(id)}`);
+  }
+
+  listAllocations(query: AllocationQuery): Promise<AllocationPage> {
+    return this.request("GET", `/allocations${queryString(query)}`);
+  }
+
+  getAllocation(id: string): Promise<AllocationJson> {
+    return this.request("GET", `/allocations/${encodeURIComponent(id)}`);
+  }
+
   health(): Promise<HealthView> {
     return this.request("GET", "/health");
   }
@@ -186,7 +252,7 @@ export class TickraftClient {
   }
 }
 
-function queryString(query: ListQuery): string {
+function queryString(query: ListQuery | AllocationQuery): string {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
     if (value !== undefined) params.set(key, value);

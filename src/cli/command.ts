@@ -47,3 +47,45 @@ export function optional(values: OptionValues, name: string): string | undefined
   const value = values[name];
   return typeof value === "string" ? value : undefined;
 }
+
+/** Most pages `--all` follows; beyond it the listing ends with the next cursor. */
+const PAGES_MAX = 10_000;
+
+/** `--limit`, `--cursor` and `--all` of a listing whose pages are `what`. */
+export function pageFlags(what: string): OptionSpecs {
+  return {
+    limit: {
+      type: "string",
+      placeholder: "n",
+      help: `${what} per page (server default 100, at most 1000)`,
+    },
+    cursor: { type: "string", placeholder: "cursor", help: "Continue after a previous page" },
+    all: { type: "boolean", help: "Follow the cursors to the end" },
+  };
+}
+
+/** The first page, and with `--all` the following ones (at most `PAGES_MAX`). */
+export async function followPages<
+  Q extends { cursor?: string },
+  P extends { next_cursor: string | null },
+>(
+  values: OptionValues,
+  query: Q,
+  fetchPage: (query: Q) => Promise<P>,
+): Promise<P[]> {
+  const pages = [await fetchPage(query)];
+  let cursor = pages[0].next_cursor;
+  while (values.all === true && cursor !== null && pages.length < PAGES_MAX) {
+    const page = await fetchPage({ ...query, cursor });
+    pages.push(page);
+    cursor = page.next_cursor;
+  }
+  return pages;
+}
+
+/** `text`, and when more pages follow, how to get them. */
+export function withFooter(text: string, page: { next_cursor: string | null }): string {
+  return page.next_cursor === null
+    ? text
+    : `${text}\n\nmore: add --cursor ${page.next_cursor} (or --all)`;
+}

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { ExecutionJson, JobJson, JsonObject } from "./client.ts";
+import type { AllocationJson, ExecutionJson, JobJson, JsonObject, WorkerJson } from "./client.ts";
 
 const GAP = "  ";
 
@@ -81,6 +81,132 @@ export function executionsTable(executions: ExecutionJson[]): string {
       String(e.attempt),
       cell(e.status_code),
       cell(e.error_class === null ? e.error : `${e.error_class}: ${cell(e.error)}`),
+    ]),
+  );
+}
+
+/** The resources of a worker, in the order the placement engine checks them, with their units. */
+const RESOURCES = [
+  ["cpu_millis", "CPU", "m"],
+  ["memory_mb", "MEMORY", "MiB"],
+  ["disk_mb", "DISK", "MiB"],
+  ["slots", "SLOTS", ""],
+] as const;
+
+/** `allocated/capacity` with the unit: `500/2000m`. */
+function usedOf(worker: WorkerJson, key: (typeof RESOURCES)[number][0], unit: string): string {
+  return `${worker.allocated[key]}/${worker.capacity[key]}${unit}`;
+}
+
+/** How long before `now_ms` an ISO time was: `3s ago`, `2m ago`; `-` for null. */
+export function ageText(iso: string | null, now_ms: number): string {
+  if (iso === null) return "-";
+  const seconds = Math.max(0, Math.round((now_ms - Date.parse(iso)) / 1_000));
+  if (seconds < 120) return `${seconds}s ago`;
+  if (seconds < 7_200) return `${Math.round(seconds / 60)}m ago`;
+  return `${Math.round(seconds / 3_600)}h ago`;
+}
+
+/** `k=v,k=v` (or `-`). */
+function labelsText(labels: Record<string, string>): string {
+  const text = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",");
+  return text === "" ? "-" : text;
+}
+
+/** `region/zone`, either part `-` when empty. */
+function placeText(worker: WorkerJson): string {
+  return worker.region === "" && worker.zone === ""
+    ? "-"
+    : `${worker.region || "-"}/${worker.zone || "-"}`;
+}
+
+/**
+ * The workers, one row each: allocated/capacity per resource, and the age of the latest
+ * heartbeat, which only the leader knows (`-` elsewhere).
+ */
+export function workersTable(workers: WorkerJson[], now_ms: number): string {
+  return table(
+    [
+      "ID",
+      "STATUS",
+      "POOL",
+      "REGION/ZONE",
+      ...RESOURCES.map(([, header]) => header),
+      "ALLOCS",
+      "HEARTBEAT",
+      "LABELS",
+    ],
+    workers.map((w) => [
+      w.id,
+      w.status,
+      w.pool,
+      placeText(w),
+      ...RESOURCES.map(([key, , unit]) => usedOf(w, key, unit)),
+      String(w.allocations),
+      ageText(w.last_heartbeat_at, now_ms),
+      labelsText(w.labels),
+    ]),
+  );
+}
+
+/** One worker: its fields, then a table of allocated against capacity per resource. */
+export function workerText(worker: WorkerJson, now_ms: number): string {
+  const { capacity, allocated, labels, taints, usage, ...rest } = worker;
+  const fields: JsonObject = {
+    ...rest,
+    labels: labelsText(labels),
+    taints: taints.length === 0
+      ? "-"
+      : taints.map((t) => `${t.key}=${t.value}:${t.effect}`).join(","),
+    last_heartbeat_at: worker.last_heartbeat_at === null
+      ? "- (known on the leader)"
+      : `${worker.last_heartbeat_at} (${ageText(worker.last_heartbeat_at, now_ms)})`,
+    usage: usage === null
+      ? "-"
+      : `cpu ${usage.cpu_percent}%, memory ${usage.memory_percent}%, ${usage.rps} allocations/s, ` +
+        `running ${usage.running.length}`,
+  };
+  const resources = table(
+    ["RESOURCE", "ALLOCATED", "CAPACITY", "USED"],
+    RESOURCES.map(([key]) => [
+      key,
+      String(allocated[key]),
+      String(capacity[key]),
+      capacity[key] === 0 ? "-" : `${Math.round(allocated[key] / capacity[key] * 100)}%`,
+    ]),
+  );
+  return `${keyValues(fields)}\n\n${resources}`;
+}
+
+/** What an allocation came to, or why it waits: the explanation, else the outcome. */
+export function allocationDetail(a: AllocationJson): string {
+  if (a.outcome !== null) {
+    const o = a.outcome;
+    const code = o.exit_code !== null
+      ? `exit ${o.exit_code}`
+      : o.status_code !== null
+      ? `HTTP ${o.status_code}`
+      : "";
+    const parts = [o.ok ? "ok" : "failed", code, o.error ?? "", `${o.duration_ms} ms`];
+    return oneLine(parts.filter((p) => p !== "").join(", "));
+  }
+  return oneLine(cell(a.explanation));
+}
+
+/** Text on one line, so that a table row stays one row. */
+const oneLine = (text: string) => text.replace(/\s+/g, " ");
+
+export function allocationsTable(allocations: AllocationJson[]): string {
+  return table(
+    ["ID", "JOB", "WORKER", "STATUS", "ATTEMPT", "SCHEDULED AT", "DETAIL"],
+    allocations.map((a) => [
+      a.id,
+      a.job_id,
+      cell(a.worker_id),
+      a.status,
+      String(a.attempt),
+      a.scheduled_at,
+      allocationDetail(a),
     ]),
   );
 }

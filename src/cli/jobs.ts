@@ -1,11 +1,15 @@
 /** `tickraft jobs …`: create, read, list and change jobs through `/jobs`. */
 import { type OptionSpecs, type OptionValues, UsageError } from "./args.ts";
 import type { JobJson, JsonObject, ListQuery } from "./client.ts";
-import { type Command, type CommandInput, emit, optional } from "./command.ts";
+import {
+  type Command,
+  type CommandInput,
+  emit,
+  followPages,
+  optional,
+  withFooter,
+} from "./command.ts";
 import { executionsTable, jobsTable, keyValues } from "./format.ts";
-
-/** Most pages `--all` follows; beyond it the listing ends with the next cursor. */
-const PAGES_MAX = 10_000;
 
 /** Flags that build a body field by field (`jobs create` without `--file` or `--json`). */
 const FIELD_FLAGS: OptionSpecs = {
@@ -205,28 +209,6 @@ export const JOB_COMMANDS: Record<string, Command> = {
 
 function statusLine(job: JobJson): string {
   return `job ${job.id}: ${job.status}, next run ${job.next_run_at ?? "-"}`;
-}
-
-/** The first page, and with `--all` the following ones (at most `PAGES_MAX`). */
-async function followPages<P extends { next_cursor: string | null }>(
-  values: OptionValues,
-  query: ListQuery,
-  fetchPage: (query: ListQuery) => Promise<P>,
-): Promise<P[]> {
-  const pages = [await fetchPage(query)];
-  let cursor = pages[0].next_cursor;
-  while (values.all === true && cursor !== null && pages.length < PAGES_MAX) {
-    const page = await fetchPage({ ...query, cursor });
-    pages.push(page);
-    cursor = page.next_cursor;
-  }
-  return pages;
-}
-
-function withFooter(text: string, page: { next_cursor: string | null }): string {
-  return page.next_cursor === null
-    ? text
-    : `${text}\n\nmore: add --cursor ${page.next_cursor} (or --all)`;
 }
 
 /** The body of `jobs create`: from `--file`, from `--json '{…}'`, or from the field flags. */

@@ -21,6 +21,8 @@ import { fieldIssues } from "../http/errors.ts";
 import { CapacityError, ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { JobStatus } from "../scheduler/model.ts";
 import type { LatenessRing } from "../scheduler/lateness.ts";
+import { allocationJson } from "../http/workers.ts";
+import type { WorkersService } from "../workers/service.ts";
 import {
   type CreateForm,
   EMPTY_FORM,
@@ -30,10 +32,13 @@ import {
   NotFoundPage,
   OverviewPage,
 } from "./views.tsx";
+import { Placements, WorkerAllocationsPage, WorkersPage } from "./workers_views.tsx";
 
 export interface ConsoleDeps extends JobsDeps {
   node: NodeView;
   lateness: LatenessRing;
+  /** The workers, for the Workers page and a worker job's placements (absent: no such pages). */
+  workers?: { workers: WorkersService };
 }
 
 const PAGE_SIZE = 50;
@@ -46,7 +51,12 @@ const NOTICES: Record<string, string> = {
   cancelled: "Cancelled.",
   triggered: "Run now: an execution was started outside the schedule.",
   deleted: "Job deleted with its history.",
+  drained: "Draining: no new placements on the worker; what runs finishes.",
+  removed: "Worker removed; its active allocations are placed again.",
 };
+
+/** Allocations still under way, while a job's page reloads itself. */
+const ACTIVE = ["placed", "running"];
 
 /**
  * An error the person at the console can act on, as a status and a message for the page; other
@@ -78,6 +88,12 @@ async function readForm(c: Context): Promise<Record<string, unknown>> {
   }
 }
 
+/** `?cursor=` of a page, or undefined for the first one. */
+function cursorOf(c: Context): string | undefined {
+  const cursor = c.req.query("cursor");
+  return cursor === undefined || cursor === "" ? undefined : cursor;
+}
+
 /** A form field as text ("" when absent). */
 function field(form: Record<string, unknown>, name: string): string {
   const value = form[name];
@@ -104,6 +120,7 @@ function createBody(form: CreateForm, limits: InputLimits): unknown {
 export function consoleRoutes(deps: ConsoleDeps): Hono {
   const app = new Hono();
   const { service } = deps;
+  const workers = deps.workers?.workers;
 
   const jobsPage = async (
     c: Context,
@@ -156,8 +173,8 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
       if (!(error instanceof NotFoundError)) throw error;
       return c.html(<NotFoundPage health={deps.node.health()} message={error.message} />, 404);
     }
-    const cursor = c.req.query("cursor");
-    const page = await service.executions(id, PAGE_SIZE, cursor === "" ? undefined : cursor);
+    const page = await service.executions(id, PAGE_SIZE, cursorOf(c));
+    const placements = job.executor === null ? null : await placementsOf(c, id);
     return c.html(
       <JobPage
         health={deps.node.health()}
@@ -166,11 +183,44 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
         next={page.next_cursor === null
           ? null
           : `/console/jobs/${id}?${new URLSearchParams({ cursor: page.next_cursor })}`}
+        placements={placements?.view}
+        refresh={placements?.active}
         error={extra.error}
         notice={NOTICES[c.req.query("done") ?? ""]}
       />,
       extra.status ?? 200,
     );
+  };
+
+  /**
+   * A worker job's placements: its last decision, and its allocations a page at a time (oldest
+   * first, as `GET /allocations` pages them; `?placements=` is the cursor).
+   */
+  const placementsOf = async (c: Context, id: string) => {
+    if (workers === undefined) return null;
+    const cursor = c.req.query("placements");
+    const [latest, page] = await Promise.all([
+      workers.latestPlacement(id),
+      workers.allocations({
+        job_id: id,
+        cursor: cursor === "" ? undefined : cursor,
+        limit: PAGE_SIZE + 1,
+      }),
+    ]);
+    const shown = page.slice(0, PAGE_SIZE);
+    const next = page.length > PAGE_SIZE
+      ? `/console/jobs/${id}?${new URLSearchParams({ placements: shown.at(-1)!.id })}`
+      : null;
+    return {
+      view: (
+        <Placements
+          latest={latest === null ? null : allocationJson(latest)}
+          allocations={shown.map((a) => allocationJson(a))}
+          next={next}
+        />
+      ),
+      active: latest !== null && ACTIVE.includes(latest.status),
+    };
   };
 
   /** Runs a write from a job page: redirect on success, the page with the error otherwise. */
@@ -273,5 +323,65 @@ export function consoleRoutes(deps: ConsoleDeps): Hono {
       deps.onDeleted();
     }));
 
+  if (workers !== undefined) workerRoutes(app, deps, workers);
   return app;
+}
+
+/** Allocations shown waiting on the Workers page. */
+const PENDING_SHOWN = 50;
+
+/** The Workers page, a worker's allocations, and drain and remove from the page. */
+function workerRoutes(app: Hono, deps: ConsoleDeps, workers: WorkersService): void {
+  const workersPage = async (
+    c: Context,
+    extra: { error?: string; status?: 400 | 404 | 409 | 507 } = {},
+  ) => {
+    const pending = await workers.allocations({ status: "pending", limit: PENDING_SHOWN });
+    return c.html(
+      <WorkersPage
+        health={deps.node.health()}
+        workers={workers.list()}
+        pending={pending.map((a) => allocationJson(a))}
+        error={extra.error}
+        notice={NOTICES[c.req.query("done") ?? ""]}
+      />,
+      extra.status ?? 200,
+    );
+  };
+
+  const workerAction = async (c: Context, done: string, run: (id: string) => Promise<unknown>) => {
+    try {
+      await run(c.req.param("id")!);
+    } catch (error) {
+      const problem = userError(error);
+      if (problem === null) throw error;
+      return await workersPage(c, { error: problem.message, status: problem.status });
+    }
+    return c.redirect(`/console/workers?done=${done}`, 303);
+  };
+
+  app.get("/workers", (c) => workersPage(c));
+  app.post("/workers/:id/drain", (c) => workerAction(c, "drained", (id) => workers.drain(id)));
+  app.post("/workers/:id/remove", (c) => workerAction(c, "removed", (id) => workers.remove(id)));
+  app.get("/workers/:id/allocations", async (c) => {
+    const id = c.req.param("id");
+    const page = await workers.allocations({
+      worker_id: id,
+      cursor: cursorOf(c),
+      limit: PAGE_SIZE + 1,
+    });
+    const shown = page.slice(0, PAGE_SIZE);
+    return c.html(
+      <WorkerAllocationsPage
+        health={deps.node.health()}
+        worker_id={id}
+        allocations={shown.map((a) => allocationJson(a))}
+        next={page.length > PAGE_SIZE
+          ? `/console/workers/${encodeURIComponent(id)}/allocations?${new URLSearchParams({
+            cursor: shown.at(-1)!.id,
+          })}`
+          : null}
+      />,
+    );
+  });
 }

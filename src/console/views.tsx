@@ -34,6 +34,9 @@ button{font:inherit;padding:2px 10px;cursor:pointer}
 .status{font-weight:600}.muted{color:#777}
 .legend{margin-right:10px}.swatch{display:inline-block;width:10px;height:10px;margin-right:3px}
 figure.chart{margin:0;background:#fff;border:1px solid #ddd;display:inline-block;padding:6px}
+.usage{white-space:nowrap}.bar{display:inline-block;width:60px;height:8px;background:#e4e4e4}
+.bar>span{display:block;height:100%;background:#3b7dd8}.bar.full>span{background:#d0453a}
+td.time{white-space:nowrap}td.detail{min-width:280px}
 `;
 
 const time = (iso: string | null) =>
@@ -76,6 +79,7 @@ export function Layout({ title, health, error, notice, refresh, children }: {
             <strong>Tickraft</strong>
             <a href="/console">Overview</a>
             <a href="/console/jobs">Jobs</a>
+            <a href="/console/workers">Workers</a>
             <span class="node">
               node <b>{health.node_id}</b> · {health.role} · leader {dash(health.leader)}
             </span>
@@ -327,11 +331,15 @@ export function JobsPage({ health, jobs, next, filters, form, error, notice }: {
 /** Statuses a job does not leave: nothing to pause, resume or cancel. */
 const FINISHED = ["completed", "failed", "missed", "cancelled"];
 
-export function JobPage({ health, job, executions, next, error, notice }: {
+export function JobPage({ health, job, executions, next, placements, refresh, error, notice }: {
   health: HealthView;
   job: JobView;
   executions: ExecutionView[];
   next: string | null;
+  /** A worker job's placements (workers_views.tsx), shown above its executions. */
+  placements?: Child;
+  /** Reload the page while something is in flight that the executions do not show. */
+  refresh?: boolean;
   error?: string;
   notice?: string;
 }) {
@@ -348,6 +356,7 @@ export function JobPage({ health, job, executions, next, error, notice }: {
     ["last run", `${time(job.last_run_at)} ${job.last_status ?? ""}`],
     ["runs / attempts", `${job.run_count} / ${job.attempt_count}`],
     ["webhook", job.webhook_url === null ? null : `${job.method} ${job.webhook_url}`],
+    ["executor", job.executor === null ? null : JSON.stringify(job.executor)],
     ["overlap policy", job.overlap_policy],
     ["max attempts, timeout", `${job.max_attempts}, ${job.timeout_seconds} s`],
     ["created", time(job.created_at)],
@@ -359,7 +368,7 @@ export function JobPage({ health, job, executions, next, error, notice }: {
       health={health}
       error={error}
       notice={notice}
-      refresh={inFlight ? base : undefined}
+      refresh={inFlight || refresh === true ? base : undefined}
     >
       <h1>Job {job.name ?? job.id}</h1>
       <div id="actions">
@@ -414,6 +423,7 @@ export function JobPage({ health, job, executions, next, error, notice }: {
           </td>
         </tr>
       </table>
+      {placements ?? ""}
 
       <h2>Executions</h2>
       <table id="executions">

@@ -9,46 +9,11 @@ import { join } from "node:path";
 import { defaultConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
+import { field, tickraft, tickraftJson } from "./tickraft.ts";
 
-const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
-const ROOT = new URL("../../", import.meta.url).pathname;
 /** A cron schedule that does not fire while a test runs: midnight on January 1st. */
 const NEW_YEAR = "0 0 1 1 *";
 const HOOK = "http://127.0.0.1:9999/hook";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `tickraft args…`; `TICKRAFT_URL` and `TICKRAFT_TOKEN` are empty unless `env` sets them. */
-async function tickraft(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: ROOT,
-    env: { TICKRAFT_URL: "", TICKRAFT_TOKEN: "", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
-
-/** Runs `tickraft args…`, asserts exit 0 and parses stdout as JSON. */
-async function tickraftJson(args: string[]) {
-  const run = await tickraft(args);
-  assert.equal(run.code, 0, run.stderr);
-  return JSON.parse(run.stdout);
-}
-
-/** The value of `key` in key/value output. */
-function field(text: string, key: string): string {
-  const match = new RegExp(`^${key}\\s+(.*)$`, "m").exec(text);
-  assert.ok(match !== null, `no "${key}" in:\n${text}`);
-  return match[1];
-}
 
 Deno.test("tickraft jobs … and cluster … against a real node", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "tickraft-cli-" });
