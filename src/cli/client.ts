@@ -12,8 +12,7 @@
  * @module
  */
 import type { ClusterView, executionJson, HealthView, jobJson } from "../http/schemas.ts";
-import type { allocationJson } from "../http/workers.ts";
-import type { Resources, Taint, WorkerStatus } from "../placement/types.ts";
+import type { allocationJson, WorkerJson } from "../http/workers.ts";
 
 export type JobJson = ReturnType<typeof jobJson>;
 export type ExecutionJson = ReturnType<typeof executionJson>;
@@ -24,26 +23,6 @@ export type JsonObject = Record<string, unknown>;
  * A worker as `GET /workers` answers (the `Worker` schema of `/openapi.json`; src/http/workers.ts
  * does not export its type, so it is written out here).
  */
-export interface WorkerJson {
-  id: string;
-  pool: string;
-  region: string;
-  zone: string;
-  labels: Record<string, string>;
-  taints: Taint[];
-  capacity: Resources;
-  /** What its placed and running allocations hold. */
-  allocated: Resources;
-  allocations: number;
-  status: WorkerStatus;
-  status_reason: string | null;
-  registered_at: string;
-  updated_at: string;
-  /** Only on the leader, which keeps the heartbeats in memory. */
-  last_heartbeat_at: string | null;
-  usage: { cpu_percent: number; memory_percent: number; rps: number; running: string[] } | null;
-  heartbeat_ms: number;
-}
 
 export interface AllocationPage {
   allocations: AllocationJson[];

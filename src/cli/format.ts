@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { AllocationJson, ExecutionJson, JobJson, JsonObject, WorkerJson } from "./client.ts";
+import type { WorkerJson } from "../http/workers.ts";
+import type { AllocationJson, ExecutionJson, JobJson, JsonObject } from "./client.ts";
 
 const GAP = "  ";
 

@@ -21,13 +21,14 @@ export interface WorkersDeps {
 }
 
 const TAGS = ["workers"];
-const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** 1-64 of `[A-Za-z0-9._-]`, not only dots (`.` and `..` would be other paths in a URL). */
+const WORKER_ID = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/;
 const workerParams = z.object({ id: z.string().meta({ description: "The worker's id" }) });
 const allocParams = z.object({ id: z.string().meta({ description: "The allocation's id" }) });
 const iso = (ms: number | null) => ms === null ? null : new Date(ms).toISOString();
 
 export const registerSchema = z.object({
-  id: z.string().regex(WORKER_ID, "use 1-64 of A-Z, a-z, 0-9, '.', '_', '-'"),
+  id: z.string().regex(WORKER_ID, "use 1-64 of A-Z, a-z, 0-9, '.', '_', '-', not only dots"),
   pool: z.string().min(1).max(64).default("default"),
   region: z.string().max(64).default(""),
   zone: z.string().max(64).default(""),
@@ -138,7 +139,10 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
 });
 
-function workerJson(info: WorkerInfo, heartbeat_ms: number): z.output<typeof workerSchema> {
+/** A worker as the API answers it. */
+export type WorkerJson = z.output<typeof workerSchema>;
+
+function workerJson(info: WorkerInfo, heartbeat_ms: number): WorkerJson {
   const w = info.worker;
   return {
     id: w.id,
