@@ -13,7 +13,7 @@ import { runJepsen } from "../../scripts/jepsen/run.ts";
 
 Deno.test("jepsen short run: 3 nodes, 3 workers, kill, partition, worker faults, hostile client, every checker passes", async () => {
   const result = await runJepsen({
-    seed: 15,
+    seed: 43,
     time_ms: 30_000,
     nodes: 3,
     clients: 4,
