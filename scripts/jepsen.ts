@@ -1,13 +1,14 @@
 /**
  * `deno task jepsen --seed N --time 60s --nodes 5 [--clients 5] [--faults kill,pause,...]
  * [--hostile all|off|deep,types,...] [--hostile-rate 4] [--hostile-max 400] [--out .tmp/jepsen]
- * [--bound 20s]`: a Jepsen-style run on real node processes (see scripts/jepsen/run.ts);
- * `clock` and `crash` run only when listed, `clock` needs libfaketime. Writes
+ * [--bound 20s] [--workers 3]`: a Jepsen-style run on real node processes and worker agents (see
+ * scripts/jepsen/run.ts); `clock` and `crash` run only when listed, `clock` needs libfaketime, the
+ * `worker-*` faults are in the default set when `--workers` is above 0. Writes
  * `<out>/<seed>/report.md`, `history.json`, `timeline.svg` and the node logs; exits 0 when every
  * checker passes, 1 otherwise.
  */
 import { parseArgs } from "node:util";
-import { ALL_FAULTS, DEFAULT_FAULTS, type FaultKind } from "./jepsen/nemesis.ts";
+import { ALL_FAULTS, defaultFaults, type FaultKind } from "./jepsen/nemesis.ts";
 import { DEFAULT_HOSTILE, parseHostileKinds } from "./jepsen/hostile.ts";
 import { runJepsen } from "./jepsen/run.ts";
 
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     faults: { type: "string" },
     out: { type: "string", default: ".tmp/jepsen" },
     bound: { type: "string", default: "20s" },
+    workers: { type: "string", default: "3" },
     hostile: { type: "string", default: "all" },
     "hostile-rate": { type: "string", default: String(DEFAULT_HOSTILE.rate_per_s) },
     "hostile-max": { type: "string", default: String(DEFAULT_HOSTILE.max_requests) },
@@ -38,7 +40,13 @@ const positive = (text: string, flag: string): number => {
   return n;
 };
 const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
-const faults = (args.faults ?? DEFAULT_FAULTS.join(",")).split(",").filter((f) => f !== "");
+const workers = Number(args.workers);
+if (!Number.isInteger(workers) || workers < 0) {
+  throw new Error(
+    `--workers: use a whole number of worker agents (0 for none), not "${args.workers}"`,
+  );
+}
+const faults = (args.faults ?? defaultFaults(workers).join(",")).split(",").filter((f) => f !== "");
 for (const f of faults) {
   if (!ALL_FAULTS.includes(f as FaultKind)) {
     throw new Error(`--faults: ${f} is not one of ${ALL_FAULTS.join(", ")}`);
@@ -52,6 +60,7 @@ const result = await runJepsen({
   faults: faults as FaultKind[],
   out_dir: args.out,
   firing_bound_ms: duration(args.bound, "bound"),
+  workers,
   hostile: {
     kinds: parseHostileKinds(args.hostile),
     rate_per_s: positive(args["hostile-rate"], "hostile-rate"),

@@ -169,7 +169,8 @@ export function checkNoLostCreates(h: History, final: FinalState): CheckResult {
 function readyAt(h: History, due: number): number {
   let ready = due;
   for (const e of h.nemesis) {
-    if (e.kind === "transfer") continue;
+    // A transfer stops nothing; a worker fault does not touch webhook firing.
+    if (e.kind === "transfer" || e.kind.startsWith("worker-")) continue;
     if (e.start_ms <= ready && ready <= e.end_ms) ready = e.end_ms;
   }
   return ready;
@@ -194,18 +195,23 @@ export function checkFiring(
   );
   // Jobs that must fire: one-offs due before the workload ended that no cancel or delete was
   // ever sent for, whether their create was acknowledged or only found in the final state.
-  const items = new Map<string, { due_ms: number; recurring: boolean }>();
+  // Worker jobs have no webhook: the worker checkers (worker_checks.ts) look at them.
+  const items = new Map<string, { due_ms: number; recurring: boolean; worker?: unknown }>();
   for (const op of h.ops) for (const item of op.items ?? []) items.set(item.key, item);
   const mustFire = new Map<string, number>();
   for (const op of h.ops) {
     for (const [i, job] of (op.jobs ?? []).entries()) {
       const item = op.items![i];
-      if (!item.recurring && !touched.has(job.id)) mustFire.set(job.id, item.due_ms);
+      if (!item.recurring && item.worker === undefined && !touched.has(job.id)) {
+        mustFire.set(job.id, item.due_ms);
+      }
     }
   }
   for (const job of final.jobs.values()) {
     const item = job.key === null ? undefined : items.get(job.key);
-    if (item !== undefined && !item.recurring && !touched.has(job.id)) {
+    if (
+      item !== undefined && !item.recurring && item.worker === undefined && !touched.has(job.id)
+    ) {
       mustFire.set(job.id, item.due_ms);
     }
   }

@@ -19,6 +19,18 @@ export interface CreateItem {
   recurring: boolean;
   /** A one-off's time, or a recurring job's starts_at (ms since the run started). */
   due_ms: number;
+  /**
+   * A worker job (its executor is a worker, not a webhook; a recurring one is a cron job): what
+   * each run takes and holds. Absent: a webhook job.
+   */
+  worker?: WorkerItem;
+}
+
+/** What a worker job's occurrences do: sleep this long, holding these resources. */
+export interface WorkerItem {
+  sleep_ms: number;
+  cpu_millis: number;
+  memory_mb: number;
 }
 
 /** The result of one create item. */
@@ -75,7 +87,17 @@ export interface Delivery {
 
 /** A fault, from its start to its heal. */
 export interface NemesisEvent {
-  kind: "kill" | "pause" | "partition" | "transfer" | "member" | "clock" | "crash";
+  kind:
+    | "kill"
+    | "pause"
+    | "partition"
+    | "transfer"
+    | "member"
+    | "clock"
+    | "crash"
+    | "worker-kill"
+    | "worker-pause"
+    | "worker-partition";
   /** Which partition, which node, and so on. */
   detail: string;
   nodes: string[];
@@ -94,8 +116,9 @@ export interface LeaderSample {
   term: number;
 }
 
-/** A node process that ended without the harness stopping it. */
+/** A node (or worker agent) process that ended without the harness stopping it. */
 export interface NodeExit {
+  /** The node's name (or the worker's, in `worker_exits`). */
   node: string;
   at_ms: number;
   /** The exit code, or null when a signal ended it. */
@@ -140,4 +163,78 @@ export interface History {
   node_exits: NodeExit[];
   /** Every node as seen after the final heal. */
   probes: NodeProbe[];
+  /** The worker agents' ids (none when the run has no workers). */
+  workers: string[];
+  /** `GET /workers` on every node, sampled during the run and once at the end. */
+  worker_samples: WorkerSample[];
+  /** What the workers' command recorded, one entry per run of an allocation. */
+  worker_runs: WorkerRun[];
+  /** Worker agents that ended on their own. */
+  worker_exits: NodeExit[];
+  /** The worker jobs' executions and allocations as the leader holds them at the end. */
+  worker_jobs: WorkerJobFinal[];
+  /** Every allocation still placed or running at the end, on the leader. */
+  active_allocations: AllocationFinal[];
+}
+
+/** One worker as one node's applied state showed it. */
+export interface WorkerView {
+  id: string;
+  status: string;
+  capacity: Record<string, number>;
+  allocated: Record<string, number>;
+}
+
+/** One answer of `GET /workers` from one node. */
+export interface WorkerSample {
+  at_ms: number;
+  node: string;
+  /** The final read after the heal (every node caught up), not a sample during the run. */
+  final: boolean;
+  workers: WorkerView[];
+}
+
+/**
+ * One run of an allocation as the worker's command recorded it: its start line, and its end line
+ * unless the command was stopped first (its lease ran out, or the run ended).
+ */
+export interface WorkerRun {
+  worker: string;
+  allocation_id: string;
+  idempotency_key: string;
+  start_ms: number;
+  end_ms: number | null;
+}
+
+/** An allocation of a worker job at the end. */
+export interface AllocationFinal {
+  id: string;
+  worker_id: string | null;
+  status: string;
+  scheduled_at_ms: number;
+  attempt: number;
+  idempotency_key: string;
+  started_at_ms: number | null;
+  finished_at_ms: number | null;
+  resources: Record<string, number>;
+  explanation: string | null;
+}
+
+/** An execution (occurrence) of a worker job at the end. */
+export interface ExecutionFinal {
+  scheduled_at_ms: number;
+  status: string;
+  trigger: string;
+  missed_count: number;
+}
+
+/** A worker job as the leader holds it at the end. */
+export interface WorkerJobFinal {
+  id: string;
+  key: string | null;
+  kind: string;
+  status: string;
+  created_at_ms: number;
+  executions: ExecutionFinal[];
+  allocations: AllocationFinal[];
 }

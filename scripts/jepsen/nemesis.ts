@@ -12,6 +12,12 @@
  * - `crash`: SIGKILL every node at the same moment (a power cut, except that the kernel keeps the
  *   page cache: what a node wrote survives, what it only meant to write does not) and restart
  *   them all; nothing acknowledged may be lost. Not in the default set (README, "Fault testing");
+ * - `worker-kill`: SIGKILL a worker agent and restart it (it registers again under its id; the
+ *   command it was running lives on and finishes, as on a real host);
+ * - `worker-pause`: SIGSTOP a worker agent, SIGCONT later (its commands go on running);
+ * - `worker-partition`: cut a worker agent off from every node through the proxies (its requests
+ *   black-holed); the worker faults are in the default set when the run has workers, and are
+ *   skipped with a line in the report when it has none;
  * - `clock`: jump one node's wall clock (the leader half of the time) 5-60 s forward or back
  *   through libfaketime (see nodes.ts), hold it 3-10 s, restore it; skipped, with a line in the
  *   report, when libfaketime is not installed. Not in the default set (README, "Fault testing").
@@ -26,6 +32,7 @@ import { sleep } from "../../tests/support/wait.ts";
 import type { NemesisEvent } from "./history.ts";
 import { type NodeProcess, writeClockOffset } from "./nodes.ts";
 import type { Proxies } from "./proxy.ts";
+import type { WorkerAgent } from "./workers.ts";
 
 export type FaultKind =
   | "kill"
@@ -34,7 +41,17 @@ export type FaultKind =
   | "transfer"
   | "member"
   | "clock"
-  | "crash";
+  | "crash"
+  | "worker-kill"
+  | "worker-pause"
+  | "worker-partition";
+
+/** The faults that act on worker agents. */
+export const WORKER_FAULTS: readonly FaultKind[] = [
+  "worker-kill",
+  "worker-pause",
+  "worker-partition",
+];
 
 /** Every kind `--faults` accepts. */
 export const ALL_FAULTS: readonly FaultKind[] = [
@@ -45,21 +62,27 @@ export const ALL_FAULTS: readonly FaultKind[] = [
   "member",
   "clock",
   "crash",
+  ...WORKER_FAULTS,
 ];
 
 /**
  * The kinds run when `--faults` is not given: all but `clock` (it needs libfaketime) and `crash`
- * (the whole cluster down at once, run when listed).
+ * (the whole cluster down at once, run when listed), and the worker faults only when the run has
+ * workers.
  */
-export const DEFAULT_FAULTS: readonly FaultKind[] = ALL_FAULTS.filter((f) =>
-  f !== "clock" && f !== "crash"
-);
+export function defaultFaults(workers: number): FaultKind[] {
+  return ALL_FAULTS.filter((f) =>
+    f !== "clock" && f !== "crash" && (workers > 0 || !WORKER_FAULTS.includes(f))
+  );
+}
 
 /** What the nemesis acts on. */
 export interface NemesisContext {
   random: () => number;
   now: () => number;
   nodes: Map<string, NodeProcess>;
+  /** The worker agents (empty when the run has none). */
+  workers: Map<string, WorkerAgent>;
   proxies: Proxies;
   /** The environment every node starts with. */
   env: Record<string, string>;
@@ -213,6 +236,33 @@ async function fault(ctx: NemesisContext, kind: FaultKind): Promise<void> {
         else await res.body?.cancel();
         break;
       }
+      case "worker-kill": {
+        const name = pickWorker(ctx);
+        event.nodes = [name];
+        event.detail = `kill -9 worker ${name}`;
+        await ctx.workers.get(name)!.signal("SIGKILL");
+        await sleep(hold);
+        ctx.workers.get(name)!.start();
+        break;
+      }
+      case "worker-pause": {
+        const name = pickWorker(ctx);
+        event.nodes = [name];
+        event.detail = `SIGSTOP worker ${name}`;
+        await ctx.workers.get(name)!.signal("SIGSTOP");
+        await sleep(hold);
+        await ctx.workers.get(name)!.signal("SIGCONT");
+        break;
+      }
+      case "worker-partition": {
+        const name = pickWorker(ctx);
+        event.nodes = [name];
+        event.detail = `worker ${name} cut off from every node`;
+        cut(ctx, [name], [...ctx.nodes.keys()]);
+        await sleep(hold);
+        ctx.proxies.healAll();
+        break;
+      }
       case "clock": {
         const name = target(ctx);
         const file = ctx.nodes.get(name)!.spec.clock_file;
@@ -262,6 +312,13 @@ async function fault(ctx: NemesisContext, kind: FaultKind): Promise<void> {
   }
 }
 
+/** A worker agent drawn from the nemesis's stream. */
+function pickWorker(ctx: NemesisContext): string {
+  const names = [...ctx.workers.keys()];
+  if (names.length === 0) throw new Error("the run has no workers");
+  return names[Math.floor(ctx.random() * names.length)];
+}
+
 /** Waits (bounded) until `name` is a voter again as `through` sees the cluster. */
 async function waitForVoter(
   ctx: NemesisContext,
@@ -298,12 +355,18 @@ export async function runNemesis(ctx: NemesisContext): Promise<void> {
   }
 }
 
-/** Lifts partitions, restores clocks, continues paused nodes, restarts stopped ones. */
+/**
+ * Lifts partitions, restores clocks, continues paused nodes and workers, restarts stopped ones.
+ */
 export async function healAll(ctx: NemesisContext): Promise<void> {
   ctx.proxies.healAll();
   for (const [name, node] of ctx.nodes) {
     if (node.spec.clock_file !== undefined) await writeClockOffset(node.spec.clock_file, "+0");
     if (node.paused) await node.signal("SIGCONT");
     if (!node.running) await restart(ctx, name);
+  }
+  for (const worker of ctx.workers.values()) {
+    if (worker.paused) await worker.signal("SIGCONT");
+    if (!worker.running) worker.start();
   }
 }

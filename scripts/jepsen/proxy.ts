@@ -8,8 +8,10 @@
  * ends up using the same address for node j whatever its own CLUSTER_NODES said. The proxy
  * therefore tells the sender from the request itself: a Raft request carries its messages'
  * `from` (decoded with the node's own codec), a write forwarded by a follower carries
- * `X-Tickraft-Forwarded-By`, a join names its `node_id`. Anything else (the harness's own
- * requests) passes.
+ * `X-Tickraft-Forwarded-By`, a join names its `node_id`, and a worker agent's request names its
+ * worker (one of the run's worker ids): in the path (`/workers/{id}/...`) or the body
+ * (`POST /workers` its `id`, an allocation's start or finish its `worker_id`). Anything else (the
+ * harness's own requests) passes.
  *
  * A dropped request is black-holed: held without an answer until the partition heals or 10 s pass (the
  * sender has given up by then: its timeout), and then closed with a 503 that nobody reads.
@@ -39,8 +41,12 @@ export class Proxies {
   /** Requests dropped so far, by "from->to". */
   readonly dropped = new Map<string, number>();
 
-  constructor(names: string[]) {
+  readonly #workers: ReadonlySet<string>;
+
+  /** `names`: the nodes; `workers`: the worker agents' ids, told apart from their requests. */
+  constructor(names: string[], workers: readonly string[] = []) {
     this.#byNumericId = new Map(names.map((n) => [nodeNumericId(n), n]));
+    this.#workers = new Set(workers);
   }
 
   /** Starts the proxy of `name` on `port`, forwarding to `target_port`. */
@@ -119,6 +125,8 @@ export class Proxies {
   #sender(path: string, headers: Headers, body: Uint8Array | undefined): string | null {
     const forwarded = headers.get("x-tickraft-forwarded-by");
     if (forwarded !== null) return forwarded;
+    const worker = this.#worker(path, body);
+    if (worker !== null) return worker;
     if (body === undefined) return null;
     if (path.startsWith("/raft/")) {
       try {
@@ -136,5 +144,22 @@ export class Proxies {
       }
     }
     return null;
+  }
+
+  /** The run's worker a worker agent's request comes from, or null. */
+  #worker(path: string, body: Uint8Array | undefined): string | null {
+    if (this.#workers.size === 0) return null;
+    const inPath = /^\/workers\/([^/]+)/.exec(path)?.[1];
+    if (inPath !== undefined) return this.#workers.has(inPath) ? inPath : null;
+    const named = path === "/workers" ||
+      (path.startsWith("/allocations/") && /\/(start|finish)$/.test(path));
+    if (!named || body === undefined) return null;
+    try {
+      const parsed = JSON.parse(new TextDecoder().decode(body)) as Record<string, unknown>;
+      const id = String(path === "/workers" ? parsed.id : parsed.worker_id);
+      return this.#workers.has(id) ? id : null;
+    } catch {
+      return null;
+    }
   }
 }

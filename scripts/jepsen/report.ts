@@ -8,6 +8,7 @@ import type { CheckResult, FiringStats } from "./checks.ts";
 import type { History, HistoryOp } from "./history.ts";
 import { acceptableAnswer } from "./checks.ts";
 import type { HostileOptions } from "./hostile.ts";
+import type { WorkerStats } from "./worker_checks.ts";
 
 interface ReportOptions {
   seed: number;
@@ -17,6 +18,7 @@ interface ReportOptions {
   faults: readonly string[];
   firing_bound_ms: number;
   hostile: HostileOptions;
+  workers?: number;
 }
 
 function count<T>(items: T[], by: (t: T) => string): Map<string, number> {
@@ -32,6 +34,7 @@ export function renderReport(
   opts: ReportOptions,
   checks: CheckResult[],
   stats: FiringStats,
+  worker_stats: WorkerStats | null = null,
 ): string {
   const ok = checks.every((c) => c.ok);
   const ops = h.ops;
@@ -45,15 +48,19 @@ export function renderReport(
   const lines = [
     `# Jepsen run: seed ${h.seed} — ${ok ? "PASS" : "FAIL"}`,
     "",
-    `${opts.nodes} nodes, ${opts.clients} clients, ${s(opts.time_ms)} of workload and faults (${
-      opts.faults.join(", ")
-    }), firing bound ${s(opts.firing_bound_ms)}. Started ${
+    `${opts.nodes} nodes, ${opts.workers ?? 0} worker agents, ${opts.clients} clients, ${
+      s(opts.time_ms)
+    } of workload and faults (${opts.faults.join(", ")}), firing bound ${
+      s(opts.firing_bound_ms)
+    }. Started ${
       new Date(h.started_at).toISOString()
     }. Replay: \`./deno task jepsen --seed ${h.seed} --time ${
       opts.time_ms / 1_000
     }s --nodes ${opts.nodes} --clients ${opts.clients} --faults ${opts.faults.join(",")} --bound ${
       opts.firing_bound_ms / 1_000
-    }s --hostile ${opts.hostile.kinds.length === 0 ? "off" : opts.hostile.kinds.join(",")}\`.`,
+    }s --hostile ${
+      opts.hostile.kinds.length === 0 ? "off" : opts.hostile.kinds.join(",")
+    } --workers ${opts.workers ?? 0}\`.`,
     "",
     "## Checkers",
     "",
@@ -124,14 +131,51 @@ export function renderReport(
       [...senders].map(([k, n]) => `${k} ${n}`).join(", ")
     }`,
     "",
+    ...workerLines(h, worker_stats),
     "## Files",
     "",
     "- `history.json`: every operation (invoke, complete, outcome, result), delivery, fault and leader sample",
     "- `timeline.svg`: faults per node, the leader each node saw, operation latency",
     "- `n*.log`: each node's log",
+    ...(h.workers.length === 0 ? [] : [
+      "- `w*.log`: each worker agent's log; `w*.runs`: the start and end lines its command wrote",
+    ]),
     "",
   ];
   return lines.join("\n");
+}
+
+/** The workers' section: agents, worker jobs, occurrences, runs, allocations, capacity. */
+function workerLines(h: History, w: WorkerStats | null): string[] {
+  if (h.workers.length === 0) return [];
+  if (w === null) return ["## Workers", "", "Not checked: the run ended with no leader.", ""];
+  const items = h.ops.flatMap((o) => o.items ?? []).filter((i) => i.worker !== undefined);
+  const keys = new Map(items.map((i) => [i.key, i]));
+  const oneOff = [...keys.values()].filter((i) => !i.recurring).length;
+  const faults = count(h.nemesis.filter((e) => e.kind.startsWith("worker-")), (e) => e.kind);
+  const perWorker = count(h.worker_runs, (r) => r.worker);
+  return [
+    "## Workers",
+    "",
+    `- agents: ${h.workers.join(", ")}; ended on their own: ${h.worker_exits.length}`,
+    `- worker jobs asked for: ${keys.size} (${oneOff} one-off, ${
+      keys.size - oneOff
+    } cron); in the final state: ${h.worker_jobs.length}`,
+    `- occurrences that had to run: ${w.occurrences_expected}, started: ${w.started}, completed: ${w.completed}; cut short (cancel, delete, the run's end): ${w.cut_short}; missed by the misfire policy: ${w.missed}`,
+    `- longest delay from an occurrence's time to its first start on a worker: ${
+      s(w.longest_start_delay_ms)
+    }`,
+    `- runs recorded by the workers' command: ${w.runs} (${
+      [...perWorker].map(([k, n]) => `${k} ${n}`).join(", ") || "none"
+    }), ${w.runs_unfinished} without an end line, ${w.runs_of_deleted_jobs} of jobs deleted meanwhile`,
+    `- allocations of the final worker jobs: ${w.allocations}, lost (lease ran out, worker lost): ${w.allocations_lost}; runs of one occurrence overlapping after a lost allocation: ${w.overlaps_after_loss}`,
+    `- GET /workers samples: ${w.samples}; peak allocated share: ${
+      Object.entries(w.peak_share).map(([k, v]) => `${k} ${Math.round(v * 100)}%`).join(", ") ||
+      "nothing allocated"
+    }; placed or running at the end: ${h.active_allocations.length}`,
+    `- worker faults: ${[...faults].map(([k, n]) => `${k} ${n}`).join(", ") || "none"}`,
+    "",
+  ];
 }
 
 /** The hostile client's section: requests by kind and by answer, and the bad answers. */
@@ -214,6 +258,9 @@ const COLORS: Record<string, string> = {
   member: "#8c564b",
   clock: "#17becf",
   crash: "#393b79",
+  "worker-kill": "#e7969c",
+  "worker-pause": "#fdae6b",
+  "worker-partition": "#c5b0d5",
 };
 const LEADER_COLORS = ["#1f77b4", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f", "#aec7e8"];
 
@@ -229,7 +276,7 @@ export function renderTimeline(h: History): string {
   const parts: string[] = [];
   let y = 30;
   parts.push(`<text x="${left}" y="18" font-size="13">Seed ${h.seed}: faults per node</text>`);
-  for (const name of h.nodes) {
+  for (const name of [...h.nodes, ...h.workers]) {
     parts.push(`<text x="4" y="${y + 15}" font-size="12">${name}</text>`);
     parts.push(
       `<line x1="${left}" y1="${y + lane / 2}" x2="${width - 10}" y2="${

@@ -1,8 +1,10 @@
 /**
- * One Jepsen-style run: N node processes behind fault-injecting proxies, a sink, concurrent
- * clients, the hostile client and the nemesis for `time_ms`; then heal, wait for the due
- * deliveries, read the final state of every member, look at every node once more, run the
- * checkers and write the run folder (history.json, report.md, timeline.svg, node logs).
+ * One Jepsen-style run: N node processes behind fault-injecting proxies, W worker agents talking
+ * to them through the same proxies, a sink, concurrent clients, the hostile client and the
+ * nemesis for `time_ms` (with `GET /workers` sampled on every node); then heal, wait for the due
+ * deliveries and worker runs, read the final state of every member, look at every node once more,
+ * run the checkers and write the run folder (history.json, report.md, timeline.svg, node and
+ * worker logs, the workers' runs files).
  *
  * A run that ends with no leader all nodes agree on (nodes a hostile request stopped) still
  * writes its report: the checkers that need the final state then fail with that reason.
@@ -39,7 +41,21 @@ import {
 import { Proxies } from "./proxy.ts";
 import { renderReport, renderTimeline } from "./report.ts";
 import { startRunSink } from "./sink.ts";
+import {
+  checkWorkerCapacity,
+  checkWorkerRuns,
+  checkWorkersSurvive,
+  type WorkerStats,
+} from "./worker_checks.ts";
+import { readRuns, recordExit, startWorkers, WorkerAgent, workersReady } from "./workers.ts";
 import { perform, runClient, type WorkloadContext } from "./workload.ts";
+import type {
+  AllocationFinal,
+  ExecutionFinal,
+  WorkerJobFinal,
+  WorkerSample,
+  WorkerView,
+} from "./history.ts";
 
 export interface RunOptions {
   seed: number;
@@ -58,6 +74,8 @@ export interface RunOptions {
   edit?: SourceEdit | readonly SourceEdit[];
   /** The hostile client's kinds, rate and count; absent: {@link DEFAULT_HOSTILE}. */
   hostile?: HostileOptions;
+  /** Worker agents to run (w1, w2, ...); absent or 0: none, and no worker jobs. */
+  workers?: number;
 }
 
 export interface RunResult {
@@ -65,6 +83,8 @@ export interface RunResult {
   dir: string;
   checks: CheckResult[];
   stats: FiringStats;
+  /** The worker counts, when the run had workers. */
+  worker_stats: WorkerStats | null;
   history: History;
 }
 
@@ -147,6 +167,12 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
   if (opts.faults.includes("clock") && !clock) {
     skipped.push("clock: skipped: libfaketime not installed (apt-get install faketime)");
   }
+  const workerNames = Array.from({ length: opts.workers ?? 0 }, (_, i) => `w${i + 1}`);
+  if (workerNames.length === 0) {
+    for (const f of opts.faults.filter((f) => f.startsWith("worker-"))) {
+      skipped.push(`${f}: skipped: the run has no workers (--workers N)`);
+    }
+  }
   const ports = freePorts(names.length * 2);
   const nodes = new Map(names.map((name, i) => [
     name,
@@ -163,7 +189,19 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
   for (const node of nodes.values()) {
     if (node.spec.clock_file !== undefined) await writeClockOffset(node.spec.clock_file, "+0");
   }
-  const proxies = new Proxies(names);
+  const proxies = new Proxies(names, workerNames);
+  // Each worker tries the nodes in its own order, so that they do not all start on one.
+  const workers = new Map(workerNames.map((name, i) => [
+    name,
+    new WorkerAgent({
+      name,
+      servers: names.map((_, j) => nodes.get(names[(i + j) % names.length])!.proxy_url),
+      main,
+      log_file: `${dir}/${name}.log`,
+      runs_file: `${dir}/${name}.runs`,
+      script_file: `${dir}/worker_exec.sh`,
+    }),
+  ]));
   const env: Record<string, string> = {
     CLUSTER_NODES: names.map((n) => `${n}=${nodes.get(n)!.proxy_url}`).join(","),
     CLUSTER_SECRET: RUN_SECRET,
@@ -171,6 +209,8 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     LOG_LEVEL: "INFO",
     RETRY_BACKOFF_BASE: "500ms",
     RETRY_BACKOFF_MAX: "2s",
+    // A worker not heard from for 3 s is lost: a worker fault of 1.5-5 s may or may not outlast it.
+    WORKER_TTL: "3s",
   };
   const pids = () => {
     const m = new Map<number, string>();
@@ -195,6 +235,12 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     hostile: [],
     node_exits: [],
     probes: [],
+    workers: workerNames,
+    worker_samples: [],
+    worker_runs: [],
+    worker_exits: [],
+    worker_jobs: [],
+    active_allocations: [],
   };
   for (const [name, node] of nodes) {
     node.onUnexpectedExit = (status) =>
@@ -205,17 +251,22 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
         signal: status.signal,
       });
   }
+  for (const [name, agent] of workers) {
+    agent.onUnexpectedExit = recordExit(history.worker_exits, name, now);
+  }
   const nemesis: NemesisContext = {
     // Its own stream, so that a seed replays the same faults whatever the clients drew.
     random: sfc32(opts.seed ^ 0x1b873593),
     now,
     nodes,
+    workers,
     proxies,
     env,
     leader: () => leader,
     events: history.nemesis,
     faults: opts.faults.filter((f) =>
-      (f !== "member" || opts.nodes >= 5) && (f !== "clock" || clock)
+      (f !== "member" || opts.nodes >= 5) && (f !== "clock" || clock) &&
+      (!f.startsWith("worker-") || workers.size > 0)
     ),
     end_ms: 0,
   };
@@ -237,6 +288,18 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       await sleep(250);
     }
   })();
+  // GET /workers on every node once a second: no state any node applied may over-allocate.
+  const sampler = (async () => {
+    while (monitoring && workers.size > 0) {
+      await Promise.all(names.map(async (name) => {
+        const node = nodes.get(name)!;
+        if (!node.running || node.paused) return;
+        const sample = await sampleWorkers(node.url, name, now, false);
+        if (sample !== null) history.worker_samples.push(sample);
+      }));
+      await sleep(1_000);
+    }
+  })();
   try {
     for (const [name, node] of nodes) {
       await Deno.mkdir(node.spec.data_dir, { recursive: true });
@@ -244,7 +307,11 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
     }
     await Promise.all([...nodes.values()].map((n) => n.start(env)));
     await Promise.all([...nodes.values()].map((n) => n.ready(60_000)));
-    await agreedLeader(nodes, 30_000);
+    const first = await agreedLeader(nodes, 30_000);
+    if (workers.size > 0) {
+      await startWorkers(workers.values());
+      await workersReady(nodes.get(first ?? names[0])!.url, workerNames, 60_000);
+    }
 
     const t0 = now();
     const ctx: WorkloadContext = {
@@ -256,6 +323,7 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       ops: history.ops,
       keys: new Map(),
       end_ms: t0 + opts.time_ms,
+      worker_share: workers.size > 0 ? 0.3 : 0,
     };
     nemesis.end_ms = t0 + opts.time_ms;
     await Promise.all([
@@ -283,9 +351,16 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
           "no lost acknowledged create",
           "every due occurrence delivered",
           "all nodes end with the same state",
+          ...(workers.size > 0
+            ? [
+              "every due worker occurrence started and completed",
+              "no worker occurrence ran twice at once",
+              "no worker's capacity over-allocated",
+            ]
+            : []),
         ].map((name): CheckResult => ({ name, ok: false, summary: why, violations: [why] })),
       ];
-      return await writeRun(dir, history, opts, nemesis.faults, checks, EMPTY_STATS);
+      return await writeRun(dir, history, opts, nemesis.faults, checks, EMPTY_STATS, null);
     }
 
     // Stop the recurring jobs (recorded like client operations) and wait for the due one-offs.
@@ -304,6 +379,26 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       await sleep(500);
     }
     const final = await finalState(nodes, lead);
+    let workerChecks: CheckResult[] = [];
+    let workerStats: WorkerStats | null = null;
+    if (workers.size > 0) {
+      monitoring = false;
+      await sampler;
+      await workerFinal(history, nodes, lead, final.jobs, now);
+      // The commands still running (a stopped agent's) end within their sleep.
+      await sleep(1_600);
+      for (const [name, agent] of workers) {
+        history.worker_runs.push(...await readRuns(agent.spec.runs_file, name, started_at));
+      }
+      const runs = checkWorkerRuns(history, opts.firing_bound_ms);
+      const capacity = checkWorkerCapacity(history);
+      workerChecks = [...runs.results, capacity.result, checkWorkersSurvive(history)];
+      workerStats = {
+        ...runs.stats,
+        samples: capacity.samples,
+        peak_share: capacity.peak_share,
+      };
+    }
     history.probes = await probeNodes(nodes, lead, dir);
     const lin = checkLinearizable(history);
     const firing = checkFiring(history, final, opts.firing_bound_ms);
@@ -314,8 +409,9 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
       checkNoFiringAfterStop(history),
       checkSameState(final),
       checkNodesSurvive(history),
+      ...workerChecks,
     ];
-    return await writeRun(dir, history, opts, nemesis.faults, checks, firing.stats);
+    return await writeRun(dir, history, opts, nemesis.faults, checks, firing.stats, workerStats);
   } catch (error) {
     // Keep what was recorded for the post-mortem.
     await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
@@ -323,7 +419,9 @@ export async function runJepsen(opts: RunOptions): Promise<RunResult> {
   } finally {
     monitoring = false;
     await monitor;
-    await healAll({ ...nemesis, env }).catch(() => {});
+    await sampler;
+    for (const agent of workers.values()) await agent.stopAll();
+    await healAll({ ...nemesis, workers: new Map(), env }).catch(() => {});
     for (const node of nodes.values()) await node.signal("SIGKILL");
     await proxies.close();
     await sink.close();
@@ -351,6 +449,7 @@ async function writeRun(
   faults: readonly FaultKind[],
   checks: CheckResult[],
   stats: FiringStats,
+  worker_stats: WorkerStats | null,
 ): Promise<RunResult> {
   await Deno.writeTextFile(`${dir}/history.json`, JSON.stringify(history, null, 1));
   await Deno.writeTextFile(
@@ -360,10 +459,11 @@ async function writeRun(
       { ...opts, faults, hostile: opts.hostile ?? DEFAULT_HOSTILE },
       checks,
       stats,
+      worker_stats,
     ),
   );
   await Deno.writeTextFile(`${dir}/timeline.svg`, renderTimeline(history));
-  return { ok: checks.every((c) => c.ok), dir, checks, stats, history };
+  return { ok: checks.every((c) => c.ok), dir, checks, stats, worker_stats, history };
 }
 
 /** The leader every running node agrees on, or null if they do not within `timeout_ms`. */
@@ -458,4 +558,139 @@ async function finalState(nodes: Map<string, NodeProcess>, lead: string): Promis
   }
   const jobs = new Map((await listJobs(nodes.get(lead)!.url, true)).map((j) => [j.id, j]));
   return { jobs, per_node };
+}
+
+/** One node's `GET /workers`, or null when it did not answer. */
+async function sampleWorkers(
+  url: string,
+  node: string,
+  now: () => number,
+  final: boolean,
+): Promise<WorkerSample | null> {
+  try {
+    const at_ms = now();
+    const res = await fetch(`${url}/workers`, { signal: AbortSignal.timeout(2_000) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    const body = await res.json() as { workers: WorkerView[] };
+    const workers = body.workers.map((w): WorkerView => ({
+      id: w.id,
+      status: w.status,
+      capacity: w.capacity,
+      allocated: w.allocated,
+    }));
+    return { at_ms, node, final, workers };
+  } catch {
+    return null;
+  }
+}
+
+interface AllocationJson {
+  id: string;
+  worker_id: string | null;
+  status: string;
+  scheduled_at: string;
+  attempt: number;
+  idempotency_key: string;
+  started_at: string | null;
+  finished_at: string | null;
+  resources: Record<string, number>;
+  explanation: string | null;
+}
+
+/** GET `url` as JSON, retried (an election may be under way). */
+async function getJson<T>(url: string): Promise<T> {
+  return await retried(`GET ${url}`, async () => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    return await res.json() as T;
+  });
+}
+
+/** Every allocation matching `query` (paged). */
+async function listAllocations(
+  url: string,
+  query: Record<string, string>,
+  started_at: number,
+): Promise<AllocationFinal[]> {
+  const out: AllocationFinal[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 100; page++) {
+    const q = new URLSearchParams({ ...query, limit: "1000" });
+    if (cursor !== null) q.set("cursor", cursor);
+    const body = await getJson<{ allocations: AllocationJson[]; next_cursor: string | null }>(
+      `${url}/allocations?${q}`,
+    );
+    const at = (t: string | null) => t === null ? null : Date.parse(t) - started_at;
+    for (const a of body.allocations) {
+      out.push({
+        id: a.id,
+        worker_id: a.worker_id,
+        status: a.status,
+        scheduled_at_ms: Date.parse(a.scheduled_at) - started_at,
+        attempt: a.attempt,
+        idempotency_key: a.idempotency_key,
+        started_at_ms: at(a.started_at),
+        finished_at_ms: at(a.finished_at),
+        resources: a.resources,
+        explanation: a.explanation,
+      });
+    }
+    cursor = body.next_cursor;
+    if (cursor === null) break;
+  }
+  return out;
+}
+
+/**
+ * The worker side of the final state, once every member caught up: each node's `GET /workers`
+ * (the final samples, the leader's first), the leader's placed and running allocations, and the
+ * executions and allocations of every worker job in the final state.
+ */
+async function workerFinal(
+  history: History,
+  nodes: Map<string, NodeProcess>,
+  lead: string,
+  jobs: Map<string, FinalJob>,
+  now: () => number,
+): Promise<void> {
+  const url = nodes.get(lead)!.url;
+  const t0 = history.started_at;
+  const order = [lead, ...[...nodes.keys()].filter((n) => n !== lead)];
+  for (const name of order) {
+    const sample = await sampleWorkers(nodes.get(name)!.url, name, now, true);
+    if (sample !== null) history.worker_samples.push(sample);
+  }
+  for (const status of ["placed", "running"]) {
+    history.active_allocations.push(...await listAllocations(url, { status }, t0));
+  }
+  const workerKeys = new Set(
+    history.ops.flatMap((o) => o.items ?? []).filter((i) => i.worker !== undefined).map((i) =>
+      i.key
+    ),
+  );
+  for (const job of jobs.values()) {
+    if (job.key === null || !workerKeys.has(job.key)) continue;
+    const detail = await getJson<{ created_at: string }>(`${url}/jobs/${job.id}`);
+    const executions = await getJson<{
+      executions: { scheduled_at: string; status: string; trigger: string; missed_count: number }[];
+    }>(`${url}/jobs/${job.id}/executions?limit=100`);
+    const final: WorkerJobFinal = {
+      id: job.id,
+      key: job.key,
+      kind: job.kind,
+      status: job.status,
+      created_at_ms: Date.parse(detail.created_at) - t0,
+      executions: executions.executions.map((e): ExecutionFinal => ({
+        scheduled_at_ms: Date.parse(e.scheduled_at) - t0,
+        status: e.status,
+        trigger: e.trigger,
+        missed_count: e.missed_count,
+      })),
+      allocations: await listAllocations(url, { job: job.id }, t0),
+    };
+    history.worker_jobs.push(final);
+  }
 }

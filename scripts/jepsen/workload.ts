@@ -1,7 +1,10 @@
 /**
  * The workload: concurrent clients sending creates (with idempotency keys, some replayed),
  * batch creates, linearizable and local reads, cancels and deletes to random nodes, every
- * operation recorded with its invoke and complete times and its result.
+ * operation recorded with its invoke and complete times and its result. When the run has worker
+ * agents, a share of the jobs are worker jobs (one-offs due soon, and cron jobs every 3 s in place
+ * of the interval ones) whose executor holds small resources and whose payload says how long each
+ * run sleeps, drawn from the seed when the job is made.
  *
  * A definite answer is `ok` (or `fail` when it cannot have had an effect: a refused
  * connection, a 4xx on a write). A timeout, a reset, or a 5xx on a write is `info`: the write
@@ -10,7 +13,7 @@
  * @module
  */
 import { sleep } from "../../tests/support/wait.ts";
-import type { CreatedJob, CreateItem, HistoryOp, Outcome } from "./history.ts";
+import type { CreatedJob, CreateItem, HistoryOp, Outcome, WorkerItem } from "./history.ts";
 
 /** A client gives up on a request after this long (the operation is then indeterminate). */
 export const REQUEST_TIMEOUT_MS = 5_000;
@@ -29,6 +32,13 @@ export interface KeyInfo {
 /** A recurring job is cancelled this long after it starts, so live ones stay few. */
 const RECURRING_LIFETIME_MS = 20_000;
 
+/** The cron expression of recurring worker jobs (with seconds): every 3 s. */
+export const WORKER_CRON = "*/3 * * * * *";
+/** The period {@link WORKER_CRON} fires at. */
+export const WORKER_CRON_PERIOD_MS = 3_000;
+/** The lease of a worker job's allocation: to start, then to finish. */
+export const WORKER_LEASE_S = 5;
+
 /** The state clients share. */
 export interface WorkloadContext {
   random: () => number;
@@ -42,6 +52,11 @@ export interface WorkloadContext {
   keys: Map<string, KeyInfo>;
   /** The client loop ends at this run time. */
   end_ms: number;
+  /**
+   * The share of new jobs that are worker jobs: 0 when the run has no workers (then nothing is
+   * drawn for it, and a seed makes the same webhook workload as before workers existed).
+   */
+  worker_share: number;
 }
 
 function pick<T>(random: () => number, items: readonly T[]): T {
@@ -50,6 +65,23 @@ function pick<T>(random: () => number, items: readonly T[]): T {
 
 /** The body of a create for `item`. */
 export function jobBody(ctx: WorkloadContext, item: CreateItem): Record<string, unknown> {
+  const at = new Date(ctx.started_at + item.due_ms).toISOString();
+  if (item.worker !== undefined) {
+    const w = item.worker;
+    const worker = {
+      name: item.key,
+      payload: { key: item.key, sleep_ms: w.sleep_ms },
+      max_attempts: 5,
+      executor: {
+        type: "worker",
+        resources: { cpu_millis: w.cpu_millis, memory_mb: w.memory_mb, slots: 1 },
+        lease_seconds: WORKER_LEASE_S,
+      },
+    };
+    return item.recurring
+      ? { ...worker, type: "cron", cron_expression: WORKER_CRON, starts_at: at }
+      : { ...worker, type: "once", timestamp: at };
+  }
   const base = {
     webhook_url: `${ctx.sink_url}/hook/${encodeURIComponent(item.key)}`,
     name: item.key,
@@ -57,7 +89,6 @@ export function jobBody(ctx: WorkloadContext, item: CreateItem): Record<string, 
     max_attempts: 5,
     timeout_seconds: 5,
   };
-  const at = new Date(ctx.started_at + item.due_ms).toISOString();
   return item.recurring
     ? { ...base, type: "interval", interval_seconds: 2, starts_at: at }
     : { ...base, type: "once", timestamp: at };
@@ -192,9 +223,19 @@ function newItem(ctx: WorkloadContext, client: number): KeyInfo {
     recurring,
     due_ms: Math.round(ctx.now() + 1_500 + ctx.random() * (recurring ? 1_000 : 6_500)),
   };
+  if (ctx.worker_share > 0 && ctx.random() < ctx.worker_share) item.worker = workerItem(ctx);
   const info: KeyInfo = { item, keeper: !recurring && ctx.random() < 0.6, ids: new Set() };
   ctx.keys.set(item.key, info);
   return info;
+}
+
+/** A worker job's run time (0.2-1.5 s) and resources (a worker fits two to five of them). */
+function workerItem(ctx: WorkloadContext): WorkerItem {
+  return {
+    sleep_ms: Math.round(200 + ctx.random() * 1_300),
+    cpu_millis: 50 * (4 + Math.floor(ctx.random() * 9)),
+    memory_mb: 32 * (2 + Math.floor(ctx.random() * 5)),
+  };
 }
 
 /** One client: random operations on random nodes until `ctx.end_ms`. */
