@@ -12,14 +12,14 @@ export class RaftLog {
   committed: number;
   /** Highest index handed to the shell to apply. */
   applied: number;
-  private unstableOffset: number;
-  private unstableEntries: Entry[] = [];
-  private unstableSnapshot: Snapshot | undefined;
+  #unstableOffset: number;
+  #unstableEntries: Entry[] = [];
+  #unstableSnapshot: Snapshot | undefined;
 
   constructor(readonly storage: Storage, committed: number, applied: number) {
     this.committed = committed;
     this.applied = applied;
-    this.unstableOffset = storage.lastIndex() + 1;
+    this.#unstableOffset = storage.lastIndex() + 1;
     assert(applied <= committed, `applied ${applied} > committed ${committed}`);
     assert(
       committed <= this.lastIndex(),
@@ -28,15 +28,15 @@ export class RaftLog {
   }
 
   firstIndex(): number {
-    if (this.unstableSnapshot) return this.unstableSnapshot.meta.index + 1;
+    if (this.#unstableSnapshot) return this.#unstableSnapshot.meta.index + 1;
     return this.storage.firstIndex();
   }
 
   lastIndex(): number {
-    if (this.unstableEntries.length > 0) {
-      return this.unstableOffset + this.unstableEntries.length - 1;
+    if (this.#unstableEntries.length > 0) {
+      return this.#unstableOffset + this.#unstableEntries.length - 1;
     }
-    if (this.unstableSnapshot) return this.unstableSnapshot.meta.index;
+    if (this.#unstableSnapshot) return this.#unstableSnapshot.meta.index;
     return this.storage.lastIndex();
   }
 
@@ -48,17 +48,17 @@ export class RaftLog {
 
   /** The term of entry `index`, or undefined when compacted away or beyond the log. */
   term(index: number): number | undefined {
-    if (index >= this.unstableOffset) {
-      const entry = this.unstableEntries[index - this.unstableOffset];
+    if (index >= this.#unstableOffset) {
+      const entry = this.#unstableEntries[index - this.#unstableOffset];
       if (entry) return entry.term;
-      if (this.unstableSnapshot && index === this.unstableSnapshot.meta.index) {
-        return this.unstableSnapshot.meta.term;
+      if (this.#unstableSnapshot && index === this.#unstableSnapshot.meta.index) {
+        return this.#unstableSnapshot.meta.term;
       }
       return undefined;
     }
-    if (this.unstableSnapshot) {
-      return index === this.unstableSnapshot.meta.index
-        ? this.unstableSnapshot.meta.term
+    if (this.#unstableSnapshot) {
+      return index === this.#unstableSnapshot.meta.index
+        ? this.#unstableSnapshot.meta.term
         : undefined;
     }
     if (index < this.storage.firstIndex() - 1 || index > this.storage.lastIndex()) return undefined;
@@ -85,16 +85,16 @@ export class RaftLog {
     if (lo >= hi) return [];
     const out: Entry[] = [];
     let bytes = 0;
-    if (lo < this.unstableOffset) {
-      const stored = this.storage.entries(lo, Math.min(hi, this.unstableOffset), bytesMax);
+    if (lo < this.#unstableOffset) {
+      const stored = this.storage.entries(lo, Math.min(hi, this.#unstableOffset), bytesMax);
       for (const entry of stored) {
         bytes += entryBytes(entry);
         out.push(entry);
       }
-      if (out.length < Math.min(hi, this.unstableOffset) - lo) return out;
+      if (out.length < Math.min(hi, this.#unstableOffset) - lo) return out;
     }
-    for (let i = Math.max(lo, this.unstableOffset); i < hi; i++) {
-      const entry = this.unstableEntries[i - this.unstableOffset];
+    for (let i = Math.max(lo, this.#unstableOffset); i < hi; i++) {
+      const entry = this.#unstableEntries[i - this.#unstableOffset];
       bytes += entryBytes(entry);
       if (out.length > 0 && bytes > bytesMax) break;
       out.push(entry);
@@ -109,7 +109,7 @@ export class RaftLog {
   maybeAppend(prevIndex: number, prevTerm: number, entries: readonly Entry[]): number | undefined {
     if (!this.matchTerm(prevIndex, prevTerm)) return undefined;
     const lastNew = prevIndex + entries.length;
-    const conflict = this.findConflict(entries);
+    const conflict = this.#findConflict(entries);
     if (conflict !== undefined) {
       assert(
         conflict > this.committed,
@@ -121,7 +121,7 @@ export class RaftLog {
   }
 
   /** The first entry of `entries` that is new or conflicts with the log (§5.3 step 3). */
-  private findConflict(entries: readonly Entry[]): number | undefined {
+  #findConflict(entries: readonly Entry[]): number | undefined {
     for (const entry of entries) {
       if (!this.matchTerm(entry.index, entry.term)) return entry.index;
     }
@@ -153,22 +153,22 @@ export class RaftLog {
       first <= this.lastIndex() + 1,
       `append at ${first} leaves a gap after ${this.lastIndex()}`,
     );
-    if (first === this.unstableOffset + this.unstableEntries.length) {
-      for (const entry of entries) this.unstableEntries.push(entry);
-    } else if (first <= this.unstableOffset) {
-      this.unstableOffset = first;
-      this.unstableEntries = entries.slice();
+    if (first === this.#unstableOffset + this.#unstableEntries.length) {
+      for (const entry of entries) this.#unstableEntries.push(entry);
+    } else if (first <= this.#unstableOffset) {
+      this.#unstableOffset = first;
+      this.#unstableEntries = entries.slice();
     } else {
-      this.unstableEntries.length = first - this.unstableOffset;
-      for (const entry of entries) this.unstableEntries.push(entry);
+      this.#unstableEntries.length = first - this.#unstableOffset;
+      for (const entry of entries) this.#unstableEntries.push(entry);
     }
   }
 
   /** Replaces the log by a snapshot (Raft §7, receiver steps 6–8). */
   restore(snapshot: Snapshot): void {
-    this.unstableSnapshot = snapshot;
-    this.unstableEntries = [];
-    this.unstableOffset = snapshot.meta.index + 1;
+    this.#unstableSnapshot = snapshot;
+    this.#unstableEntries = [];
+    this.#unstableOffset = snapshot.meta.index + 1;
     this.committed = snapshot.meta.index;
     this.applied = snapshot.meta.index;
   }
@@ -182,30 +182,30 @@ export class RaftLog {
   /** What the shell must persist next. */
   unstable(): { snapshot?: Snapshot; entries: Entry[]; offset: number } {
     return {
-      snapshot: this.unstableSnapshot,
-      entries: this.unstableEntries,
-      offset: this.unstableOffset,
+      snapshot: this.#unstableSnapshot,
+      entries: this.#unstableEntries,
+      offset: this.#unstableOffset,
     };
   }
 
   hasUnstable(): boolean {
-    return this.unstableEntries.length > 0 || this.unstableSnapshot !== undefined;
+    return this.#unstableEntries.length > 0 || this.#unstableSnapshot !== undefined;
   }
 
   /** The shell persisted everything `unstable()` returned. */
   stableAll(): void {
-    this.unstableOffset = this.lastIndex() + 1;
-    this.unstableEntries = [];
-    this.unstableSnapshot = undefined;
+    this.#unstableOffset = this.lastIndex() + 1;
+    this.#unstableEntries = [];
+    this.#unstableSnapshot = undefined;
     assert(
-      this.storage.lastIndex() === this.unstableOffset - 1,
-      `storage last index ${this.storage.lastIndex()} ≠ log last index ${this.unstableOffset - 1}`,
+      this.storage.lastIndex() === this.#unstableOffset - 1,
+      `storage last index ${this.storage.lastIndex()} ≠ log last index ${this.#unstableOffset - 1}`,
     );
   }
 
   /** The last index persisted and still part of this log: what a leader counts as its own match. */
   stableLastIndex(): number {
-    return this.unstableSnapshot ? 0 : this.unstableOffset - 1;
+    return this.#unstableSnapshot ? 0 : this.#unstableOffset - 1;
   }
 
   /** Committed entries not yet handed out, within `bytesMax` (at least one if any). */

@@ -35,21 +35,21 @@ export class Progress {
     } else {
       this.next = this.match + 1;
     }
-    this.reset("probe");
+    this.#reset("probe");
   }
 
   becomeReplicate(): void {
     this.next = this.match + 1;
-    this.reset("replicate");
+    this.#reset("replicate");
   }
 
   becomeSnapshot(snapshotIndex: number): void {
-    this.reset("snapshot");
+    this.#reset("snapshot");
     this.pendingSnapshot = snapshotIndex;
     this.snapshotOffset = 0;
   }
 
-  private reset(state: ProgressState): void {
+  #reset(state: ProgressState): void {
     this.state = state;
     this.probeSent = false;
     this.inflights = [];

@@ -34,44 +34,44 @@ const EMPTY_CONF: ConfState = { voters: [], learners: [] };
  * `term(firstIndex() - 1)` works like any other lookup.
  */
 export class MemoryStorage implements Storage {
-  private hardState: HardState = { term: 0, vote: 0, commit: 0 };
-  private snap: Snapshot;
-  private ents: Entry[];
+  #hardState: HardState = { term: 0, vote: 0, commit: 0 };
+  #snap: Snapshot;
+  #ents: Entry[];
 
   /** Storage of a node that starts a new cluster with `conf` (or joins one, with no voters). */
   constructor(conf: ConfState = EMPTY_CONF) {
-    this.snap = { meta: { index: 0, term: 0, conf }, data: new Uint8Array(0) };
-    this.ents = [{ index: 0, term: 0, kind: "noop", data: new Uint8Array(0) }];
+    this.#snap = { meta: { index: 0, term: 0, conf }, data: new Uint8Array(0) };
+    this.#ents = [{ index: 0, term: 0, kind: "noop", data: new Uint8Array(0) }];
   }
 
   initialState(): { hardState: HardState; conf: ConfState } {
-    return { hardState: this.hardState, conf: this.snap.meta.conf };
+    return { hardState: this.#hardState, conf: this.#snap.meta.conf };
   }
 
   firstIndex(): number {
-    return this.ents[0].index + 1;
+    return this.#ents[0].index + 1;
   }
 
   lastIndex(): number {
-    return this.ents[0].index + this.ents.length - 1;
+    return this.#ents[0].index + this.#ents.length - 1;
   }
 
   term(index: number): number {
-    const offset = this.ents[0].index;
+    const offset = this.#ents[0].index;
     assert(
       index >= offset && index <= this.lastIndex(),
       `storage term(${index}) outside [${offset}, ${this.lastIndex()}]`,
     );
-    return this.ents[index - offset].term;
+    return this.#ents[index - offset].term;
   }
 
   entries(lo: number, hi: number, bytesMax: number): Entry[] {
-    const offset = this.ents[0].index;
+    const offset = this.#ents[0].index;
     assert(lo > offset && hi <= this.lastIndex() + 1, `storage entries [${lo}, ${hi}) unavailable`);
     const out: Entry[] = [];
     let bytes = 0;
     for (let i = lo; i < hi; i++) {
-      const entry = this.ents[i - offset];
+      const entry = this.#ents[i - offset];
       bytes += entryBytes(entry);
       if (out.length > 0 && bytes > bytesMax) break;
       out.push(entry);
@@ -80,35 +80,35 @@ export class MemoryStorage implements Storage {
   }
 
   snapshot(): Snapshot {
-    return this.snap;
+    return this.#snap;
   }
 
   hardStateNow(): HardState {
-    return this.hardState;
+    return this.#hardState;
   }
 
   setHardState(hardState: HardState): void {
-    this.hardState = hardState;
+    this.#hardState = hardState;
   }
 
   /** Appends `entries`, first deleting any stored entry at or after the first one's index. */
   append(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
-    const offset = this.ents[0].index;
+    const offset = this.#ents[0].index;
     const first = entries[0].index;
     assert(first > offset, `append at ${first} at or below the snapshot index ${offset}`);
     assert(
       first <= this.lastIndex() + 1,
       `append at ${first} leaves a gap after ${this.lastIndex()}`,
     );
-    this.ents.length = first - offset;
-    for (const entry of entries) this.ents.push(entry);
+    this.#ents.length = first - offset;
+    for (const entry of entries) this.#ents.push(entry);
   }
 
   /** Replaces the whole log by `snapshot` (a follower installing its leader's snapshot). */
   applySnapshot(snapshot: Snapshot): void {
-    this.snap = snapshot;
-    this.ents = [{
+    this.#snap = snapshot;
+    this.#ents = [{
       index: snapshot.meta.index,
       term: snapshot.meta.term,
       kind: "noop",
@@ -118,18 +118,21 @@ export class MemoryStorage implements Storage {
 
   /** Records a snapshot of the state machine at `index` (≤ the last applied index). */
   createSnapshot(index: number, conf: ConfState, data: Uint8Array): Snapshot {
-    assert(index > this.snap.meta.index, `snapshot at ${index} not after ${this.snap.meta.index}`);
+    assert(
+      index > this.#snap.meta.index,
+      `snapshot at ${index} not after ${this.#snap.meta.index}`,
+    );
     assert(index <= this.lastIndex(), `snapshot at ${index} beyond the last index`);
-    this.snap = { meta: { index, term: this.term(index), conf }, data };
-    return this.snap;
+    this.#snap = { meta: { index, term: this.term(index), conf }, data };
+    return this.#snap;
   }
 
   /** Drops entries up to and including `index` (which must be covered by the snapshot). */
   compact(index: number): void {
-    const offset = this.ents[0].index;
+    const offset = this.#ents[0].index;
     if (index <= offset) return;
-    assert(index <= this.snap.meta.index, `compact to ${index} beyond the snapshot`);
+    assert(index <= this.#snap.meta.index, `compact to ${index} beyond the snapshot`);
     const dummy: Entry = { index, term: this.term(index), kind: "noop", data: new Uint8Array(0) };
-    this.ents = [dummy, ...this.ents.slice(index - offset + 1)];
+    this.#ents = [dummy, ...this.#ents.slice(index - offset + 1)];
   }
 }

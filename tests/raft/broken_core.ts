@@ -37,9 +37,9 @@ export const CORE_BUGS = {
     // The vote a candidate gives itself is still persisted; only votes granted to others are lost.
     edits: [{
       file: "raft.ts",
-      from: "return { term: this.term, vote: this.vote, commit: this.log.committed };",
-      to: "return { term: this.term, vote: this.vote === this.id ? this.id : NONE, " +
-        "commit: this.log.committed };",
+      from: "return { term: this.#term, vote: this.#vote, commit: this.#log.committed };",
+      to: "return { term: this.#term, vote: this.#vote === this.id ? this.id : NONE, " +
+        "commit: this.#log.committed };",
     }],
   },
   commitPreviousTermByCount: {
@@ -47,7 +47,7 @@ export const CORE_BUGS = {
       "Figure 8, forbids)",
     edits: [{
       file: "raft.ts",
-      from: "    if (this.log.term(index) !== this.term) return false;\n",
+      from: "    if (this.#log.term(index) !== this.#term) return false;\n",
       to: "",
     }],
   },
@@ -56,7 +56,7 @@ export const CORE_BUGS = {
       "so it may not know the commit index yet (thesis §6.4 step 1)",
     edits: [{
       file: "raft.ts",
-      from: "if (!this.committedInOwnTerm()) {",
+      from: "if (!this.#committedInOwnTerm()) {",
       to: "if (false) {",
     }],
   },
@@ -67,11 +67,11 @@ export const CORE_BUGS = {
     // step-down is gone.
     edits: [{
       file: "raft.ts",
-      from: "if (this.cfg.checkQuorum && !this.quorumActive()) {\n" +
-        "        this.becomeFollower(this.term, NONE);\n" +
+      from: "if (this.#cfg.checkQuorum && !this.#quorumActive()) {\n" +
+        "        this.#becomeFollower(this.#term, NONE);\n" +
         "        return;\n" +
         "      }",
-      to: "if (this.cfg.checkQuorum) this.quorumActive();",
+      to: "if (this.#cfg.checkQuorum) this.#quorumActive();",
     }],
   },
 } satisfies Record<string, CoreBug>;

@@ -25,50 +25,54 @@ export interface NetworkCounters {
 }
 
 export class Network {
-  private buckets = new Map<number, Message[]>();
+  #buckets = new Map<number, Message[]>();
   /** Blocked directed links, as `from * 1000 + to`. */
-  private blocked = new Set<number>();
+  #blocked = new Set<number>();
   readonly counters: NetworkCounters = { sent: 0, dropped: 0, duplicated: 0, blocked: 0 };
 
-  constructor(private readonly random: () => number, public faults: NetworkFaults) {}
+  readonly #random: () => number;
+
+  constructor(random: () => number, public faults: NetworkFaults) {
+    this.#random = random;
+  }
 
   send(m: Message, now: number): void {
     this.counters.sent++;
-    if (this.random() < this.faults.drop) {
+    if (this.#random() < this.faults.drop) {
       this.counters.dropped++;
       return;
     }
-    this.enqueue(m, now);
-    if (this.random() < this.faults.duplicate) {
+    this.#enqueue(m, now);
+    if (this.#random() < this.faults.duplicate) {
       this.counters.duplicated++;
-      this.enqueue(m, now);
+      this.#enqueue(m, now);
     }
   }
 
-  private enqueue(m: Message, now: number): void {
+  #enqueue(m: Message, now: number): void {
     const span = this.faults.delayMax_ticks - this.faults.delayMin_ticks + 1;
-    const at = now + this.faults.delayMin_ticks + Math.floor(this.random() * span);
-    let bucket = this.buckets.get(at);
+    const at = now + this.faults.delayMin_ticks + Math.floor(this.#random() * span);
+    let bucket = this.#buckets.get(at);
     if (!bucket) {
       bucket = [];
-      this.buckets.set(at, bucket);
+      this.#buckets.set(at, bucket);
     }
     bucket.push(m);
   }
 
   /** The messages due at `now` whose links are up, in a shuffled order. */
   due(now: number): Message[] {
-    const bucket = this.buckets.get(now);
+    const bucket = this.#buckets.get(now);
     if (!bucket) return [];
-    this.buckets.delete(now);
+    this.#buckets.delete(now);
     const out: Message[] = [];
     for (const m of bucket) {
-      if (this.blocked.has(m.from * 1000 + m.to)) this.counters.blocked++;
+      if (this.#blocked.has(m.from * 1000 + m.to)) this.counters.blocked++;
       else out.push(m);
     }
     if (!this.faults.reorder) return out;
     for (let i = out.length - 1; i > 0; i--) {
-      const j = Math.floor(this.random() * (i + 1));
+      const j = Math.floor(this.#random() * (i + 1));
       const t = out[i];
       out[i] = out[j];
       out[j] = t;
@@ -77,7 +81,7 @@ export class Network {
   }
 
   block(from: NodeId, to: NodeId): void {
-    this.blocked.add(from * 1000 + to);
+    this.#blocked.add(from * 1000 + to);
   }
 
   /** Cuts every link between the two groups, both ways. */
@@ -91,14 +95,14 @@ export class Network {
   }
 
   healAll(): void {
-    this.blocked.clear();
+    this.#blocked.clear();
   }
 
   isHealed(): boolean {
-    return this.blocked.size === 0;
+    return this.#blocked.size === 0;
   }
 
   describeBlocked(): string {
-    return [...this.blocked].map((k) => `${Math.floor(k / 1000)}↛${k % 1000}`).join(" ");
+    return [...this.#blocked].map((k) => `${Math.floor(k / 1000)}↛${k % 1000}`).join(" ");
   }
 }
