@@ -27,6 +27,7 @@ import { ClusterNode, clusterWanted } from "../cluster/member.ts";
 import { LocalLog } from "../log/local_log.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { serveHttp } from "./runtime.ts";
+import { envGet, envObject, residentSetBytes, systemMemoryTotalBytes } from "../runtime.ts";
 import type { FaultHook } from "../faults.ts";
 import { type VitalFailure, Vitals } from "./vitals.ts";
 
@@ -68,7 +69,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   const logger = deps.logger.child({ node: config.node_id });
   const started_ms = Date.now();
   const load_started = performance.now();
-  const clustered = clusterWanted(config, Deno.env.toObject());
+  const clustered = clusterWanted(config, envObject());
   const db = await openDatabase(
     config.data_dir,
     undefined,
@@ -130,10 +131,10 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     log = local;
   }
   const memory_limit = config.queue_memory_limit_bytes ??
-    Math.round(Deno.systemMemoryInfo().total * config.queue_memory_percent / 100);
-  let rss = Deno.memoryUsage().rss;
+    Math.round(systemMemoryTotalBytes() * config.queue_memory_percent / 100);
+  let rss = residentSetBytes();
   const sampler = setInterval(() => {
-    rss = Deno.memoryUsage().rss;
+    rss = residentSetBytes();
     metrics.memoryBytes.set(rss);
     metrics.jobsStored.set(state.jobs.size);
     sampleWorkers(metrics, workersState);
@@ -254,7 +255,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
         remove: (name) => cluster.remove(name),
         transferLeadership: (to) => cluster.transferLeadership(to),
         readBarrier: () => cluster.log.readBarrier(),
-        fly_replay: Deno.env.get("FLY_APP_NAME") !== undefined,
+        fly_replay: envGet("FLY_APP_NAME") !== undefined,
       },
     },
     node: {
