@@ -201,25 +201,35 @@ Deno.test("Bun binary: alone in an empty folder it fires a job to a webhook, ser
 
 const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
 
-Deno.test("Dockerfile: builder runs deno task compile, runtime is non-root with /data and a health check", async () => {
+Deno.test("Dockerfile: builders run deno task compile and compile_bun.ts; both images are non-root with /data and a health check", async () => {
   const dockerfile = await read("Dockerfile");
-  const stages = [...dockerfile.matchAll(/^FROM (\S+)(?: AS (\w+))?$/gm)];
-  assert.deepEqual(stages.map((s) => s[1]), [
-    `denoland/deno:${Deno.version.deno}`,
-    "gcr.io/distroless/cc-debian12:nonroot",
+  const stages = [...dockerfile.matchAll(/^FROM (\S+)(?: AS ([\w-]+))?$/gm)];
+  assert.deepEqual(stages.map((s) => [s[1], s[2]]), [
+    [`denoland/deno:${Deno.version.deno}`, "builder"],
+    ["node:22-bookworm-slim", "bun-builder"],
+    ["gcr.io/distroless/cc-debian12:nonroot", "bun"],
+    ["gcr.io/distroless/cc-debian12:nonroot", undefined],
   ]);
   assert.match(dockerfile, /^RUN deno task compile/m);
-  const user = /^USER (\S+)$/m.exec(dockerfile)?.[1];
-  assert.ok(user !== undefined && !/^(0|root)(:|$)/.test(user), `USER ${user} is not root`);
-  assert.match(dockerfile, /^VOLUME \/data$/m);
-  assert.match(dockerfile, /^ENV DATA_DIR=\/data/m);
-  assert.match(dockerfile, /^EXPOSE 8080$/m);
-  const health = /^HEALTHCHECK .*\n?.*CMD (\[.*\])$/m.exec(dockerfile);
-  assert.ok(health !== null, "HEALTHCHECK in exec form");
-  const [binary, , , group, command] = JSON.parse(health[1]);
-  assert.equal(binary, "/usr/local/bin/tickraft");
-  assert.equal(group, "cluster");
-  assert.ok(Object.hasOwn(CLUSTER_COMMANDS, command), `the CLI has "cluster ${command}"`);
+  assert.match(dockerfile, /^RUN \.\/bun run scripts\/compile_bun\.ts /m);
+  // Each of the two images (the `bun` stage and the last one) says all of this once.
+  const count = (pattern: RegExp) => [...dockerfile.matchAll(pattern)].length;
+  const users = [...dockerfile.matchAll(/^USER (\S+)$/gm)].map((m) => m[1]);
+  assert.equal(users.length, 2);
+  for (const user of users) {
+    assert.ok(!/^(0|root)(:|$)/.test(user), `USER ${user} is not root`);
+  }
+  assert.equal(count(/^VOLUME \/data$/gm), 2);
+  assert.equal(count(/^ENV DATA_DIR=\/data/gm), 2);
+  assert.equal(count(/^EXPOSE 8080$/gm), 2);
+  const health = [...dockerfile.matchAll(/^HEALTHCHECK .*\n?.*CMD (\[.*\])$/gm)];
+  assert.equal(health.length, 2, "HEALTHCHECK in exec form in both images");
+  for (const check of health) {
+    const [binary, , , group, command] = JSON.parse(check[1]);
+    assert.equal(binary, "/usr/local/bin/tickraft");
+    assert.equal(group, "cluster");
+    assert.ok(Object.hasOwn(CLUSTER_COMMANDS, command), `the CLI has "cluster ${command}"`);
+  }
 });
 
 Deno.test(".dockerignore keeps every path the builder stage copies", async () => {

@@ -27,7 +27,13 @@ import { ClusterNode, clusterWanted } from "../cluster/member.ts";
 import { LocalLog } from "../log/local_log.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { serveHttp } from "./runtime.ts";
-import { envGet, envObject, residentSetBytes, systemMemoryTotalBytes } from "../runtime.ts";
+import {
+  envGet,
+  envObject,
+  residentSetBytes,
+  runtimeVersion,
+  systemMemoryTotalBytes,
+} from "../runtime.ts";
 import type { FaultHook } from "../faults.ts";
 import { type VitalFailure, Vitals } from "./vitals.ts";
 
@@ -366,6 +372,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     active_executions: state.active.size,
     load_ms: Math.round(performance.now() - load_started),
     mode: cluster === null ? "single" : "cluster",
+    runtime: runtimeVersion(),
   });
 
   let stopped = false;

@@ -91,6 +91,12 @@ export async function spawnNode(
     clearTimeout(timer);
   }
   exited.catch(() => {});
+  const runs_on = /"msg":"node started".*?"runtime":"(\w+)/.exec(child.output())?.[1];
+  if (runs_on !== undefined && runs_on !== runtime) {
+    child.signal("SIGKILL");
+    await child.exited;
+    throw new Error(`asked for a node on ${runtime}, it runs on ${runs_on}:\n${child.output()}`);
+  }
   let done: Promise<number> | null = null;
   return {
     url,
