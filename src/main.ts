@@ -6,6 +6,7 @@
 import { isWorkerInvocation, runWorker } from "./agent/command.ts";
 import { isCliInvocation, runCli } from "./cli/cli.ts";
 import type { FaultHook } from "./faults.ts";
+import { envObject, exitProcess, programArgs } from "./runtime.ts";
 import type { VitalFailure } from "./node/vitals.ts";
 
 /**
@@ -34,7 +35,7 @@ export async function serve(args: string[], fault?: FaultHook): Promise<number> 
   ]);
   let loaded;
   try {
-    loaded = loadConfig(args, Deno.env.toObject());
+    loaded = loadConfig(args, envObject());
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`tickraft: ${error.message}`);
@@ -78,4 +79,4 @@ async function main(args: string[]): Promise<number> {
   return isCliInvocation(args) ? await runCli(args) : await serve(args);
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) exitProcess(await main(programArgs()));

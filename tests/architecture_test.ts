@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 
 /** From the bottom up. */
 const LAYERS: readonly (readonly string[])[] = [
-  ["prng.ts", "clock.ts", "logger.ts", "errors.ts", "faults.ts", "config.ts"],
+  ["prng.ts", "clock.ts", "logger.ts", "errors.ts", "faults.ts", "config.ts", "runtime.ts"],
   ["raft", "placement", "autoscale"],
   ["db"],
   ["log"],

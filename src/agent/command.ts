@@ -13,6 +13,7 @@
  */
 import { systemClock } from "../clock.ts";
 import { createLogger } from "../logger.ts";
+import { envObject } from "../runtime.ts";
 import { Agent, AgentFatalError } from "./agent.ts";
 import { ServerClient } from "./client.ts";
 import { AGENT_HELP, AgentUsageError, parseAgentArgs } from "./options.ts";
@@ -33,7 +34,7 @@ export async function runWorker(args: string[]): Promise<number> {
   const host = hostInfo();
   let parsed;
   try {
-    parsed = parseAgentArgs(args, host, Deno.env.toObject());
+    parsed = parseAgentArgs(args, host, envObject());
   } catch (error) {
     if (!(error instanceof AgentUsageError)) throw error;
     console.error(`tickraft worker: ${error.message}\n\n${AGENT_HELP}`);

@@ -20,6 +20,7 @@ import {
   UsageError,
 } from "./args.ts";
 import { ApiError, ConnectionError, TickraftClient } from "./client.ts";
+import { envGet } from "../runtime.ts";
 import { CLUSTER_COMMANDS } from "./cluster_commands.ts";
 import { type Command, CommandError } from "./command.ts";
 import { JOB_COMMANDS } from "./jobs.ts";
@@ -137,12 +138,12 @@ function checkArguments(command: Command, positionals: string[], body: string | 
 /** The client for `--url`/`--token`, else `TICKRAFT_URL`/`TICKRAFT_TOKEN`; the token is never shown. */
 function clientFrom(values: OptionValues): TickraftClient {
   const from_flag = typeof values.url === "string";
-  const url = from_flag ? values.url as string : Deno.env.get("TICKRAFT_URL") || DEFAULT_URL;
+  const url = from_flag ? values.url as string : envGet("TICKRAFT_URL") || DEFAULT_URL;
   if (!/^https?:\/\/./.test(url) || !URL.canParse(url)) {
     const where = from_flag ? "--url" : "TICKRAFT_URL";
     throw new UsageError(`${where} "${url}" is not an http(s) URL, e.g. ${DEFAULT_URL}`);
   }
-  const token = typeof values.token === "string" ? values.token : Deno.env.get("TICKRAFT_TOKEN");
+  const token = typeof values.token === "string" ? values.token : envGet("TICKRAFT_TOKEN");
   return new TickraftClient(url, token === undefined || token === "" ? null : token);
 }
 

@@ -1,5 +1,6 @@
 /** `tickraft jobs …`: create, read, list and change jobs through `/jobs`. */
 import { type OptionSpecs, type OptionValues, UsageError } from "./args.ts";
+import { readStdinText, readText } from "../runtime.ts";
 import type { JobJson, JsonObject, ListQuery } from "./client.ts";
 import {
   type Command,
@@ -230,9 +231,7 @@ async function createBody(input: CommandInput): Promise<unknown> {
 
 async function readFile(path: string): Promise<string> {
   try {
-    return path === "-"
-      ? await new Response(Deno.stdin.readable).text()
-      : await Deno.readTextFile(path);
+    return path === "-" ? await readStdinText() : await readText(path);
   } catch (error) {
     throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
   }

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { resolveDns } from "../runtime.ts";
 
 /** One cluster member as discovery reports it. */
 export interface PeerSpec {
@@ -75,11 +76,12 @@ const NAME_RULE = "use 1-64 letters, digits, . _ or -";
 const DEFAULT_DNS_TIMEOUT_MS = 5_000;
 
 /**
- * A {@link Resolver} over `Deno.resolveDns` (the system resolver unless `nameServer` is given),
- * each lookup bounded by `timeout_ms` (default 5 s; Deno's own is 15 s).
+ * A {@link Resolver} over the runtime's DNS (`resolveDns` in src/runtime.ts: the system resolver
+ * unless `nameServer` is given), each lookup bounded by `timeout_ms` (default 5 s; Deno's own is
+ * 15 s).
  *
- * Deno reports NXDOMAIN, an empty answer and SERVFAIL alike as `Deno.errors.NotFound`; all three
- * become an empty list here, so a failing server looks like a name without records.
+ * NXDOMAIN, an empty answer and SERVFAIL all become an empty list, so a failing server looks like a
+ * name without records (Deno reports the three alike).
  */
 export function denoResolver(
   options: { nameServer?: { ipAddr: string; port?: number }; timeout_ms?: number } = {},
@@ -87,13 +89,12 @@ export function denoResolver(
   const timeout_ms = options.timeout_ms ?? DEFAULT_DNS_TIMEOUT_MS;
   return async <T extends keyof DnsAnswers>(query: string, type: T): Promise<DnsAnswers[T]> => {
     try {
-      const answers = await Deno.resolveDns(query, type as Deno.RecordType, {
+      const answers = await resolveDns(query, type, {
         nameServer: options.nameServer,
         signal: AbortSignal.timeout(timeout_ms),
       });
       return answers as DnsAnswers[T];
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return [] as DnsAnswers[T];
       throw new Error(`DNS ${type} lookup of ${query} failed: ${(error as Error).message}`, {
         cause: error,
       });

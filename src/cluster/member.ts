@@ -9,6 +9,7 @@
  */
 import type { Hono } from "hono";
 import type { Config } from "../config.ts";
+import { envObject, pathExists, pathExistsSync } from "../runtime.ts";
 import type { Database } from "../db/open.ts";
 import { raftRoutes } from "./raft_routes.ts";
 import type { Logger } from "../logger.ts";
@@ -136,13 +137,13 @@ export class ClusterNode<C extends TypedCommand, E> {
       advertise_url: config.advertise_url,
       dns_service: config.dns_service,
       port: config.http_port,
-    }, Deno.env.toObject());
+    }, envObject());
     const self: Member = {
       id: nodeNumericId(discovery.self.name),
       name: discovery.self.name,
       address: discovery.self.address,
     };
-    const fresh = !(await exists(`${config.data_dir}/raft.db`));
+    const fresh = !(await pathExists(`${config.data_dir}/raft.db`));
     const plan = fresh
       ? await firstStartPlan(config, discovery, self, options.logger)
       : { bootstrap: [], join_url: null };
@@ -442,16 +443,6 @@ export class ClusterNode<C extends TypedCommand, E> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** How a node with no Raft state starts: the voters to bootstrap with, or a member to join. */
 async function firstStartPlan(
   config: Config,
@@ -512,12 +503,7 @@ async function peerHealth(
  */
 export function clusterWanted(config: Config, env: Record<string, string | undefined>): boolean {
   if (config.peers !== "" || config.join_url !== "") return true;
-  try {
-    Deno.statSync(`${config.data_dir}/raft.db`);
-    return true;
-  } catch {
-    // no Raft state: decided by the settings below
-  }
+  if (pathExistsSync(`${config.data_dir}/raft.db`)) return true;
   if (config.discovery_strategy === "fly" || config.discovery_strategy === "dns") return true;
   return config.discovery_strategy === "auto" && (env.FLY_APP_NAME ?? "") !== "";
 }

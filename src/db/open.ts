@@ -6,6 +6,7 @@
 import { type Client, createClient } from "@libsql/client/node";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
+import { makeDirectory, readBytes, removeFile, renameFile, writeBytesSynced } from "../runtime.ts";
 
 /**
  * An open database: the raw client for hot paths, drizzle for cold queries. `client` and `orm`
@@ -31,7 +32,7 @@ export async function openDatabase(
   migrations: Migration[] = MIGRATIONS,
   synchronous: "FULL" | "NORMAL" = "FULL",
 ): Promise<Database> {
-  await Deno.mkdir(data_dir, { recursive: true });
+  await makeDirectory(data_dir);
   const path = `${data_dir.replace(/\/+$/, "")}/${file}`;
   const connect = async () => {
     const client = createClient({ url: `file:${path}` });
@@ -50,20 +51,17 @@ export async function openDatabase(
       const copy = `${path}.copy-${crypto.randomUUID()}`;
       try {
         await db.client.execute({ sql: "VACUUM INTO ?", args: [copy] });
-        return await Deno.readFile(copy);
+        return await readBytes(copy);
       } finally {
-        await Deno.remove(copy).catch(() => {});
+        await removeFile(copy).catch(() => {});
       }
     },
     async replaceWith(bytes) {
       const incoming = `${path}.incoming`;
-      await Deno.writeFile(incoming, bytes);
-      const file = await Deno.open(incoming, { read: true, write: true });
-      await file.sync();
-      file.close();
+      await writeBytesSynced(incoming, bytes);
       db.client.close();
-      for (const suffix of ["-wal", "-shm"]) await Deno.remove(path + suffix).catch(() => {});
-      await Deno.rename(incoming, path);
+      for (const suffix of ["-wal", "-shm"]) await removeFile(path + suffix).catch(() => {});
+      await renameFile(incoming, path);
       db.client = await connect();
       db.orm = drizzle(db.client);
     },

@@ -27,6 +27,13 @@ import { ClusterNode, clusterWanted } from "../cluster/member.ts";
 import { LocalLog } from "../log/local_log.ts";
 import { NodeMetrics } from "./metrics.ts";
 import { serveHttp } from "./runtime.ts";
+import {
+  envGet,
+  envObject,
+  residentSetBytes,
+  runtimeVersion,
+  systemMemoryTotalBytes,
+} from "../runtime.ts";
 import type { FaultHook } from "../faults.ts";
 import { type VitalFailure, Vitals } from "./vitals.ts";
 
@@ -68,7 +75,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
   const logger = deps.logger.child({ node: config.node_id });
   const started_ms = Date.now();
   const load_started = performance.now();
-  const clustered = clusterWanted(config, Deno.env.toObject());
+  const clustered = clusterWanted(config, envObject());
   const db = await openDatabase(
     config.data_dir,
     undefined,
@@ -130,10 +137,10 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     log = local;
   }
   const memory_limit = config.queue_memory_limit_bytes ??
-    Math.round(Deno.systemMemoryInfo().total * config.queue_memory_percent / 100);
-  let rss = Deno.memoryUsage().rss;
+    Math.round(systemMemoryTotalBytes() * config.queue_memory_percent / 100);
+  let rss = residentSetBytes();
   const sampler = setInterval(() => {
-    rss = Deno.memoryUsage().rss;
+    rss = residentSetBytes();
     metrics.memoryBytes.set(rss);
     metrics.jobsStored.set(state.jobs.size);
     sampleWorkers(metrics, workersState);
@@ -254,7 +261,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
         remove: (name) => cluster.remove(name),
         transferLeadership: (to) => cluster.transferLeadership(to),
         readBarrier: () => cluster.log.readBarrier(),
-        fly_replay: Deno.env.get("FLY_APP_NAME") !== undefined,
+        fly_replay: envGet("FLY_APP_NAME") !== undefined,
       },
     },
     node: {
@@ -365,6 +372,7 @@ export async function startNode(config: Config, deps: NodeDeps): Promise<Running
     active_executions: state.active.size,
     load_ms: Math.round(performance.now() - load_started),
     mode: cluster === null ? "single" : "cluster",
+    runtime: runtimeVersion(),
   });
 
   let stopped = false;

@@ -1,13 +1,33 @@
 /**
- * A scheduler node as a real child process (`deno run src/main.ts`), for crash and restart
- * tests: start it on a data dir, wait until it listens, kill it with any signal. Launched by the
- * shared {@link spawnChild} (tests/support/child.ts), which keeps all of its output.
+ * A scheduler node as a real child process (`deno run src/main.ts`, or `./bun run src/main.ts`),
+ * for crash and restart tests: start it on a data dir, wait until it listens, kill it with any
+ * signal. Launched by the shared {@link spawnChild} (tests/support/child.ts), which keeps all of
+ * its output. The runtime is a parameter, by default `TICKRAFT_RUNTIME` (deno or bun): the test
+ * runner stays Deno either way.
  *
  * @module
  */
 import { type Child, spawnChild } from "./child.ts";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+const BUN = new URL("../../bun", import.meta.url).pathname;
+
+/** The runtimes a node process can run on. */
+export type NodeRuntime = "deno" | "bun";
+
+/** The runtime of node processes: `TICKRAFT_RUNTIME` (`deno` or `bun`), `deno` when unset. */
+export function nodeRuntime(): NodeRuntime {
+  const wanted = Deno.env.get("TICKRAFT_RUNTIME") ?? "deno";
+  if (wanted === "deno" || wanted === "bun") return wanted;
+  throw new Error(`TICKRAFT_RUNTIME=${wanted}: use deno or bun`);
+}
+
+/** The program and arguments that run the script `entry` on `runtime` with every permission. */
+export function runtimeCommand(runtime: NodeRuntime, entry: string): [string, string[]] {
+  return runtime === "bun"
+    ? [BUN, ["run", entry]]
+    : [Deno.execPath(), ["run", "--allow-all", entry]];
+}
 
 /** A node running as a child process. */
 export interface NodeProcess {
@@ -22,21 +42,21 @@ export interface NodeProcess {
 }
 
 /**
- * Starts `src/main.ts` (or another `entry` script that runs a node) with `args` and `env`;
- * resolves once its "node started" line appears.
+ * Starts `src/main.ts` (or another `entry` script that runs a node) on `runtime` with `args` and
+ * `env`; resolves once its "node started" line appears.
  */
 export async function spawnNode(
   args: string[],
   env: Record<string, string> = {},
   start_timeout_ms = 30_000,
   entry = MAIN,
+  runtime: NodeRuntime = nodeRuntime(),
 ): Promise<NodeProcess> {
   let announce: (url: string) => void = () => {};
   const listening = new Promise<string>((resolve) => announce = resolve);
-  const child: Child = spawnChild("node", Deno.execPath(), [
-    "run",
-    "--allow-all",
-    entry,
+  const [program, run_args] = runtimeCommand(runtime, entry);
+  const child: Child = spawnChild("node", program, [
+    ...run_args,
     "--host",
     "127.0.0.1",
     "--http-port",
@@ -71,6 +91,12 @@ export async function spawnNode(
     clearTimeout(timer);
   }
   exited.catch(() => {});
+  const runs_on = /"msg":"node started".*?"runtime":"(\w+)/.exec(child.output())?.[1];
+  if (runs_on !== undefined && runs_on !== runtime) {
+    child.signal("SIGKILL");
+    await child.exited;
+    throw new Error(`asked for a node on ${runtime}, it runs on ${runs_on}:\n${child.output()}`);
+  }
   let done: Promise<number> | null = null;
   return {
     url,

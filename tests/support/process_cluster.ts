@@ -17,7 +17,7 @@
  */
 import type { ClusterView } from "../../src/http/schemas.ts";
 import { freePort, freePorts } from "./ports.ts";
-import { type NodeProcess, spawnNode } from "./process.ts";
+import { type NodeProcess, type NodeRuntime, nodeRuntime, spawnNode } from "./process.ts";
 import { eventually } from "./wait.ts";
 
 /** The `CLUSTER_SECRET` every test node shares. */
@@ -39,6 +39,8 @@ export interface Cluster {
   peers: string;
   /** The script each node runs (src/main.ts unless the options name another). */
   entry?: string;
+  /** The runtime every node runs on (`TICKRAFT_RUNTIME` unless the options name one). */
+  runtime: NodeRuntime;
 }
 
 /** Options of {@link startCluster}. */
@@ -49,6 +51,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** The script each node runs instead of src/main.ts (tests/support/faulty_node.ts). */
   entry?: string;
+  /** The runtime of every node (default `TICKRAFT_RUNTIME`, or deno; tests/support/process.ts). */
+  runtime?: NodeRuntime;
 }
 
 /** Fetches `url` and parses the JSON answer. */
@@ -89,6 +93,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     env: { CLUSTER_SECRET, RAFT_TICK: "50ms", ...options.env },
     peers,
     entry: options.entry,
+    runtime: options.runtime ?? nodeRuntime(),
   };
   try {
     await Promise.all(names.map((name) => startMember(cluster, name)));
@@ -123,6 +128,7 @@ export async function startMember(
     { ...cluster.env, NODE_ID: name, ...initial, ...env },
     undefined,
     cluster.entry,
+    cluster.runtime,
   );
   cluster.nodes.set(name, node);
   return node;

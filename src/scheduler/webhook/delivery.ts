@@ -18,6 +18,7 @@
  * @module
  */
 import type { Clock } from "../../clock.ts";
+import type { PinnedRequest } from "../../runtime.ts";
 import type { AttemptResult } from "../dispatcher.ts";
 import { isRetryableStatus } from "../retry.ts";
 import { idempotencyKey, signatureHeader, webhookBody } from "./signing.ts";
@@ -227,24 +228,25 @@ export async function deliver(req: DeliveryRequest, opts: DeliverOptions): Promi
   };
   signal?.addEventListener("abort", onCallerAbort, { once: true });
 
-  let client: Deno.HttpClient | undefined;
+  let pinned: PinnedRequest | undefined;
   try {
     let res: Response;
     try {
       if (opts.deny_private) {
-        client = await checkedTarget(
+        pinned = await checkedTarget(
           new URL(req.url),
           opts.resolve ?? systemResolve,
           controller.signal,
         );
       }
-      res = await fetchFn(req.url, {
+      for (const [name, value] of Object.entries(pinned?.headers ?? {})) headers.set(name, value);
+      res = await fetchFn(pinned?.url ?? req.url, {
         method: req.method,
         headers,
         body: has_body ? body : undefined,
         redirect: "manual",
         signal: controller.signal,
-        client,
+        ...pinned?.init,
       });
     } catch (err) {
       if (err instanceof DeniedTargetError) {
@@ -303,7 +305,7 @@ export async function deliver(req: DeliveryRequest, opts: DeliverOptions): Promi
       response_excerpt: excerpt,
     });
   } finally {
-    client?.close();
+    pinned?.close();
     clock.clearTimeout(timer);
     signal?.removeEventListener("abort", onCallerAbort);
   }

@@ -7,6 +7,7 @@
  * @module
  */
 import { lookup } from "node:dns/promises";
+import { type PinnedRequest, pinRequest } from "../../runtime.ts";
 
 /** Ports the Fetch standard (and Deno's fetch) refuses to connect to. */
 const BLOCKED_PORTS: ReadonlySet<number> = new Set([
@@ -318,17 +319,17 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 /**
  * The `WEBHOOK_DENY_PRIVATE` check at delivery: resolves the URL's host (a literal is its own
- * address), throws DeniedTargetError when any address is refused, and for an http URL returns a
- * client whose connections go to the first checked address only (a `tcp` transport), so the
+ * address), throws DeniedTargetError when any address is refused, and for an http URL returns the
+ * request pinned to the first checked address only (`pinRequest` in src/runtime.ts), so the
  * connection cannot reach an address a second lookup would give (DNS rebinding). An https URL
- * gets no client: Deno's `tcp` transport would send the request without TLS, so fetch resolves
+ * is not pinned: Deno's `tcp` transport would send the request without TLS, so fetch resolves
  * the name again itself (the window docs/webhooks.md describes).
  */
 export async function checkedTarget(
   url: URL,
   resolve: (hostname: string) => Promise<string[]>,
   signal: AbortSignal,
-): Promise<Deno.HttpClient | undefined> {
+): Promise<PinnedRequest | undefined> {
   const literal = isIpAddress(url.hostname);
   const addresses = literal ? [bareAddress(url.hostname)] : await untilAborted(
     resolve(url.hostname),
@@ -345,7 +346,5 @@ export async function checkedTarget(
     );
   }
   if (url.protocol !== "http:") return undefined;
-  const port = url.port === "" ? 80 : Number(url.port);
-  const hostname = addresses[0].includes(":") ? `[${addresses[0]}]` : addresses[0];
-  return Deno.createHttpClient({ proxy: { transport: "tcp", hostname, port } });
+  return pinRequest(url, addresses[0]);
 }
