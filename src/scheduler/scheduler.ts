@@ -12,6 +12,7 @@
  * that breaks the timer or the dispatcher is reported through `onFatal`: the node must stop.
  */
 import type { Database } from "../db/open.ts";
+import { fixedChunks } from "../db/statement_cache.ts";
 import type { Logger } from "../logger.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { ApplyResult } from "../log/state_machine.ts";
@@ -492,14 +493,13 @@ export class Scheduler {
 
   async #loadJobs(ids: string[]): Promise<Map<string, JobRecord>> {
     const found = new Map<string, JobRecord>();
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
-      const rows = await this.#o.db.client.execute({
-        sql: `SELECT * FROM jobs WHERE id IN (${chunk.map(() => "?").join(",")})`,
-        args: chunk,
-      });
-      for (const row of rows.rows) {
-        const job = rowToJob(row);
+    for (const chunk of fixedChunks(ids)) {
+      const rows = await this.#o.db.query(
+        `SELECT * FROM jobs WHERE id IN (${chunk.map(() => "?").join(",")})`,
+        chunk,
+      );
+      for (const row of rows) {
+        const job = rowToJob(row as unknown as Parameters<typeof rowToJob>[0]);
         found.set(job.id, job);
       }
     }

@@ -28,6 +28,7 @@
 import type { InStatement } from "@libsql/client/node";
 import { CorruptDataError, FIX_SINGLE_NODE, isSqliteCorruption } from "../db/corrupt.ts";
 import type { Database } from "../db/open.ts";
+import { fixedChunks } from "../db/statement_cache.ts";
 import type { Applied as LogApplied, ApplyErrorCode, StateMachine } from "../log/state_machine.ts";
 import { validateCommands } from "./command_codec.ts";
 import { type Command, JOB_COMMAND_TYPES } from "./commands.ts";
@@ -159,8 +160,7 @@ function jobArgs(job: JobRecord): (string | number | null)[] {
 function insertJobs(records: JobRecord[]): InStatement[] {
   const statements: InStatement[] = [];
   const placeholders = `(${JOB_COLUMNS.map(() => "?").join(",")})`;
-  for (let i = 0; i < records.length; i += JOB_INSERT_ROWS_MAX) {
-    const chunk = records.slice(i, i + JOB_INSERT_ROWS_MAX);
+  for (const chunk of fixedChunks(records, [JOB_INSERT_ROWS_MAX, 8, 1])) {
     statements.push({
       sql: `INSERT INTO jobs (${JOB_COLUMNS.join(",")}) VALUES ${
         chunk.map(() => placeholders).join(",")
