@@ -44,6 +44,15 @@ export interface SchedulerMetrics {
   proposalRetry(what: ProposalKind): void;
 }
 
+type FinishCommand = Extract<Command, { type: "exec.finish" }>;
+
+/** An outcome queued for recording, and the delivery waiting for it to be recorded. */
+interface PendingOutcome {
+  command: FinishCommand;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /** What the scheduler proposes: a due occurrence, a retry's start, an attempt's outcome. */
 export type ProposalKind = "advance" | "attempt" | "finish";
 
@@ -112,7 +121,10 @@ export class Scheduler {
   /** Failed proposals by timer key: how many times in a row, for the backoff. */
   readonly #proposalFailures = new Map<string, number>();
   /** `exec.finish` commands whose proposal failed, by execution id, waiting to be made again. */
-  readonly #unrecorded = new Map<string, Extract<Command, { type: "exec.finish" }>>();
+  readonly #unrecorded = new Map<string, FinishCommand>();
+  /** Outcomes waiting for the `exec.finish` proposal in flight to commit; they go in the next. */
+  #outcomes: PendingOutcome[] = [];
+  #recordingOutcomes = false;
   #fatal = false;
 
   constructor(options: SchedulerOptions) {
@@ -467,7 +479,7 @@ export class Scheduler {
         retry_in_ms: retry_at === null ? null : retry_at - now,
       });
     }
-    const command: Extract<Command, { type: "exec.finish" }> = {
+    const command: FinishCommand = {
       type: "exec.finish",
       at: now,
       execution_id,
@@ -482,12 +494,42 @@ export class Scheduler {
       },
       retry_at,
     };
+    await new Promise<void>((resolve, reject) => {
+      this.#outcomes.push({ command, resolve, reject });
+      if (!this.#recordingOutcomes) void this.#recordOutcomes();
+    });
+  }
+
+  /**
+   * Records the queued outcomes, many `exec.finish` in one proposal: while one proposal is being
+   * committed, the outcomes that arrive wait and go together in the next, so at 1,000
+   * deliveries a second the log sees a few proposals per commit instead of one per delivery.
+   * An outcome whose proposal fails is kept and proposed again with backoff (`#settleOutcome`).
+   */
+  async #recordOutcomes(): Promise<void> {
+    this.#recordingOutcomes = true;
     try {
-      await this.#o.log.propose([command]);
-    } catch (error) {
-      if (!isProposalError(error)) throw error;
-      this.#unrecorded.set(execution_id, command);
-      this.#proposalFailed("finish", OUTCOME_KEY + execution_id, error);
+      while (this.#outcomes.length > 0) {
+        const batch = this.#outcomes;
+        this.#outcomes = [];
+        try {
+          await this.#o.log.propose(batch.map((pending) => pending.command));
+          for (const pending of batch) pending.resolve();
+        } catch (error) {
+          for (const pending of batch) {
+            if (!isProposalError(error)) {
+              pending.reject(error);
+              continue;
+            }
+            const execution_id = pending.command.execution_id;
+            this.#unrecorded.set(execution_id, pending.command);
+            this.#proposalFailed("finish", OUTCOME_KEY + execution_id, error);
+            pending.resolve();
+          }
+        }
+      }
+    } finally {
+      this.#recordingOutcomes = false;
     }
   }
 

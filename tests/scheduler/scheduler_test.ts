@@ -23,6 +23,8 @@ interface Harness {
   clock: ManualClock;
   /** Proposals the scheduler made again after a refusal, by kind. */
   retried: Record<string, number>;
+  /** Attempts that ended (their outcome is being recorded or has been). */
+  attempts_ended: number;
   sink: Sink;
   log: LocalLog<Command, Effect>;
   scheduler: Scheduler;
@@ -43,14 +45,22 @@ interface Refusal {
   times: number;
 }
 
+/**
+ * Sees every proposal the scheduler makes before the log does; the proposal waits for the
+ * promise it returns (to hold a proposal while the test arranges what happens meanwhile).
+ */
+type ProposalWatch = (commands: Command[]) => Promise<void>;
+
 /** The scheduler's view of `log`, refusing proposals as `refusal` says. */
 function refusing(
   log: LocalLog<Command, Effect>,
   refusal: Refusal | undefined,
+  watch?: ProposalWatch,
 ): CommandLog<Command, Effect> {
   let refused = 0;
   return {
-    propose(commands) {
+    async propose(commands) {
+      await watch?.(commands);
       if (
         refusal !== undefined && refused < refusal.times &&
         commands.some((c) => c.type === refusal.type)
@@ -72,6 +82,7 @@ async function withScheduler(
   sinkOptions: SinkOptions,
   fn: (h: Harness) => Promise<void>,
   refusal?: Refusal,
+  watch?: ProposalWatch,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tickraft-sched-" });
   const sink = await startSink(sinkOptions);
@@ -88,7 +99,7 @@ async function withScheduler(
     });
     scheduler = new Scheduler({
       clock,
-      log: refusing(log, refusal),
+      log: refusing(log, refusal, watch),
       state,
       db,
       logger: silentLogger,
@@ -99,7 +110,7 @@ async function withScheduler(
       random: () => 0.5,
       metrics: {
         lateness: () => {},
-        delivery: () => {},
+        delivery: () => h.attempts_ended++,
         inflight: () => {},
         timerEntries: () => {},
         occurrence: () => {},
@@ -114,6 +125,7 @@ async function withScheduler(
   const h: Harness = {
     clock,
     retried: {},
+    attempts_ended: 0,
     sink,
     log: null as unknown as LocalLog<Command, Effect>,
     scheduler: null as unknown as Scheduler,
@@ -328,6 +340,40 @@ Deno.test("an outcome whose record is refused is recorded after a backoff, not r
     assert.equal(h.sink.requests.length, 1);
     assert.deepEqual(h.retried, { finish: 1 });
   }, { type: "exec.finish", times: 1 });
+});
+
+Deno.test("outcomes that finish while one is being recorded go together in one proposal", async () => {
+  const JOBS = 12;
+  const finishes: number[] = [];
+  let harness: Harness | null = null;
+  await withScheduler(
+    {},
+    async (h) => {
+      harness = h;
+      const ids: string[] = [];
+      for (let i = 0; i < JOBS; i++) {
+        ids.push(await h.create({ type: "once", run_at: T0 + 1_000, cron_expression: null }));
+      }
+      h.clock.advance(1_000);
+      await h.idle();
+      assert.equal(h.sink.requests.length, JOBS);
+      for (const id of ids) assert.equal((await h.executions(id))[0].status, "completed");
+      // The first outcome is held until every delivery has arrived: the other 11 queue meanwhile.
+      assert.deepEqual(finishes, [1, JOBS - 1]);
+    },
+    undefined,
+    async (commands) => {
+      const count = commands.filter((c) => c.type === "exec.finish").length;
+      if (count === 0) return;
+      finishes.push(count);
+      if (finishes.length > 1) return;
+      // An attempt's outcome is queued for recording as soon as the attempt ends.
+      const deadline = Date.now() + 10_000;
+      while (harness!.attempts_ended < JOBS && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+  );
 });
 
 Deno.test("a retry whose start is refused starts after a backoff", async () => {
