@@ -122,15 +122,18 @@ export class Scheduler {
   readonly #proposalFailures = new Map<string, number>();
   /** `exec.finish` commands whose proposal failed, by execution id, waiting to be made again. */
   readonly #unrecorded = new Map<string, FinishCommand>();
-  /** Outcomes waiting for the `exec.finish` proposal in flight to commit; they go in the next. */
+  /** Outcomes of attempts that ended in this turn of the event loop: proposed together. */
   #outcomes: PendingOutcome[] = [];
-  #recordingOutcomes = false;
+  /** Wakes the outcome flush one turn after the first outcome of a batch (as the log does). */
+  readonly #outcomeChannel = new MessageChannel();
+  #outcomeChannelOpen = true;
   #fatal = false;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
     this.#timer = new TimerQueue(options.clock, () => this.#wake());
     this.#unsubscribe = options.log.onEffects((effects) => this.#onEffects(effects));
+    this.#outcomeChannel.port1.onmessage = () => void this.#recordOutcomes();
   }
 
   /** Deliveries in flight now. */
@@ -180,11 +183,28 @@ export class Scheduler {
     this.#unsubscribe();
     this.#timer.stop();
     if (this.#pruneTimer !== null) this.#o.clock.clearTimeout(this.#pruneTimer);
+    try {
+      await this.#drain(grace_ms);
+    } finally {
+      this.#closeOutcomeChannel();
+    }
+  }
+
+  async #drain(grace_ms: number): Promise<void> {
     if (this.#inflight.size === 0) return;
     const idle = new Promise<void>((resolve) => this.#idle.push(resolve));
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, grace_ms));
     await Promise.race([idle, timeout]);
     for (const controller of this.#inflight.values()) controller.abort("node shutting down");
+  }
+
+  /** Closes the outcome flush's wake-up port (the channel would keep the process alive). */
+  #closeOutcomeChannel(): void {
+    if (!this.#outcomeChannelOpen) return;
+    this.#outcomeChannelOpen = false;
+    this.#outcomeChannel.port1.close();
+    this.#outcomeChannel.port2.close();
+    void this.#recordOutcomes();
   }
 
   #onEffects(effects: Effect[]): void {
@@ -496,40 +516,37 @@ export class Scheduler {
     };
     await new Promise<void>((resolve, reject) => {
       this.#outcomes.push({ command, resolve, reject });
-      if (!this.#recordingOutcomes) void this.#recordOutcomes();
+      if (this.#outcomes.length > 1) return;
+      if (this.#outcomeChannelOpen) this.#outcomeChannel.port2.postMessage(null);
+      else void this.#recordOutcomes();
     });
   }
 
   /**
-   * Records the queued outcomes, many `exec.finish` in one proposal: while one proposal is being
-   * committed, the outcomes that arrive wait and go together in the next, so at 1,000
-   * deliveries a second the log sees a few proposals per commit instead of one per delivery.
-   * An outcome whose proposal fails is kept and proposed again with backoff (`#settleOutcome`).
+   * Records the outcomes of the attempts that ended in the last turn of the event loop, many
+   * `exec.finish` in one proposal (at 1,000 deliveries a second, tens of responses are read in
+   * one turn). It does not wait for an earlier outcome proposal to commit: the log groups
+   * proposals into its next commit itself. An outcome whose proposal fails is kept and proposed
+   * again with backoff (`#settleOutcome`).
    */
   async #recordOutcomes(): Promise<void> {
-    this.#recordingOutcomes = true;
+    const batch = this.#outcomes;
+    this.#outcomes = [];
+    if (batch.length === 0) return;
     try {
-      while (this.#outcomes.length > 0) {
-        const batch = this.#outcomes;
-        this.#outcomes = [];
-        try {
-          await this.#o.log.propose(batch.map((pending) => pending.command));
-          for (const pending of batch) pending.resolve();
-        } catch (error) {
-          for (const pending of batch) {
-            if (!isProposalError(error)) {
-              pending.reject(error);
-              continue;
-            }
-            const execution_id = pending.command.execution_id;
-            this.#unrecorded.set(execution_id, pending.command);
-            this.#proposalFailed("finish", OUTCOME_KEY + execution_id, error);
-            pending.resolve();
-          }
+      await this.#o.log.propose(batch.map((pending) => pending.command));
+      for (const pending of batch) pending.resolve();
+    } catch (error) {
+      for (const pending of batch) {
+        if (!isProposalError(error)) {
+          pending.reject(error);
+          continue;
         }
+        const execution_id = pending.command.execution_id;
+        this.#unrecorded.set(execution_id, pending.command);
+        this.#proposalFailed("finish", OUTCOME_KEY + execution_id, error);
+        pending.resolve();
       }
-    } finally {
-      this.#recordingOutcomes = false;
     }
   }
 

@@ -12,6 +12,7 @@ import type { Command } from "../../src/scheduler/commands.ts";
 import { type CommandLog, LogOverloadedError } from "../../src/log/command_log.ts";
 import type { ExecutionRecord, JobRecord } from "../../src/scheduler/model.ts";
 import { rowToExecution } from "../../src/scheduler/rows.ts";
+import type { AttemptResult, Dispatcher } from "../../src/scheduler/dispatcher.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { WebhookDispatcher } from "../../src/scheduler/webhook/dispatcher.ts";
 import { type Effect, SchedulerState } from "../../src/scheduler/state.ts";
@@ -23,8 +24,6 @@ interface Harness {
   clock: ManualClock;
   /** Proposals the scheduler made again after a refusal, by kind. */
   retried: Record<string, number>;
-  /** Attempts that ended (their outcome is being recorded or has been). */
-  attempts_ended: number;
   sink: Sink;
   log: LocalLog<Command, Effect>;
   scheduler: Scheduler;
@@ -82,7 +81,11 @@ async function withScheduler(
   sinkOptions: SinkOptions,
   fn: (h: Harness) => Promise<void>,
   refusal?: Refusal,
-  watch?: ProposalWatch,
+  extra: {
+    watch?: ProposalWatch;
+    /** Wraps the real webhook dispatcher (to hold attempts, never to replace the call). */
+    dispatcher?: (real: Dispatcher) => Dispatcher;
+  } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tickraft-sched-" });
   const sink = await startSink(sinkOptions);
@@ -99,18 +102,20 @@ async function withScheduler(
     });
     scheduler = new Scheduler({
       clock,
-      log: refusing(log, refusal, watch),
+      log: refusing(log, refusal, extra.watch),
       state,
       db,
       logger: silentLogger,
       max_inflight: 16,
-      dispatcher: new WebhookDispatcher({ clock, secrets: [], deny_private: false }),
+      dispatcher: (extra.dispatcher ?? ((real) => real))(
+        new WebhookDispatcher({ clock, secrets: [], deny_private: false }),
+      ),
       backoff: { base_ms: 1_000, max_ms: 60_000 },
       history: { retention_ms: 86_400_000, per_job_max: 1_000 },
       random: () => 0.5,
       metrics: {
         lateness: () => {},
-        delivery: () => h.attempts_ended++,
+        delivery: () => {},
         inflight: () => {},
         timerEntries: () => {},
         occurrence: () => {},
@@ -125,7 +130,6 @@ async function withScheduler(
   const h: Harness = {
     clock,
     retried: {},
-    attempts_ended: 0,
     sink,
     log: null as unknown as LocalLog<Command, Effect>,
     scheduler: null as unknown as Scheduler,
@@ -342,14 +346,24 @@ Deno.test("an outcome whose record is refused is recorded after a backoff, not r
   }, { type: "exec.finish", times: 1 });
 });
 
-Deno.test("outcomes that finish while one is being recorded go together in one proposal", async () => {
+Deno.test("outcomes of attempts that end in one turn are recorded in one proposal", async () => {
   const JOBS = 12;
   const finishes: number[] = [];
-  let harness: Harness | null = null;
+  // Each webhook call is made for real; its result is handed back only once all JOBS calls
+  // have answered, so every attempt ends in the same turn of the event loop.
+  const ended: { result: AttemptResult; release: (r: AttemptResult) => void }[] = [];
+  const gathering = (real: Dispatcher): Dispatcher => ({
+    async run(attempt, signal) {
+      const result = await real.run(attempt, signal);
+      return new Promise((release) => {
+        ended.push({ result, release });
+        if (ended.length === JOBS) { for (const e of ended) e.release(e.result); }
+      });
+    },
+  });
   await withScheduler(
     {},
     async (h) => {
-      harness = h;
       const ids: string[] = [];
       for (let i = 0; i < JOBS; i++) {
         ids.push(await h.create({ type: "once", run_at: T0 + 1_000, cron_expression: null }));
@@ -358,20 +372,16 @@ Deno.test("outcomes that finish while one is being recorded go together in one p
       await h.idle();
       assert.equal(h.sink.requests.length, JOBS);
       for (const id of ids) assert.equal((await h.executions(id))[0].status, "completed");
-      // The first outcome is held until every delivery has arrived: the other 11 queue meanwhile.
-      assert.deepEqual(finishes, [1, JOBS - 1]);
+      assert.deepEqual(finishes, [JOBS]);
     },
     undefined,
-    async (commands) => {
-      const count = commands.filter((c) => c.type === "exec.finish").length;
-      if (count === 0) return;
-      finishes.push(count);
-      if (finishes.length > 1) return;
-      // An attempt's outcome is queued for recording as soon as the attempt ends.
-      const deadline = Date.now() + 10_000;
-      while (harness!.attempts_ended < JOBS && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+    {
+      dispatcher: gathering,
+      watch: (commands) => {
+        const count = commands.filter((c) => c.type === "exec.finish").length;
+        if (count > 0) finishes.push(count);
+        return Promise.resolve();
+      },
     },
   );
 });
