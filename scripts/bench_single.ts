@@ -52,6 +52,7 @@ const USAGE = `usage: deno task bench:single [--quick] [--skip-peer] [--jobs-1m 
   --only SECTIONS   comma-separated subset of creates,lateness,store (default all three)
   --late-rate N     jobs due per second in the lateness section (default 1000; quick 500)
   --late-seconds N  length of the lateness window in seconds (default 10; quick 2)
+  --late-lead-seconds N  time from creating the lateness jobs to the first due (default 5; quick 3)
   --node-root DIR   run the node from another checkout (e.g. \`git archive\` of an older commit),
                     for A/B runs interleaved with this one
   --cpu-prof-dir D  run the node with \`deno run --cpu-prof --cpu-prof-dir D\` (profiles on exit)`;
@@ -153,6 +154,7 @@ function parseOptions(): Options {
       only: { type: "string" },
       "late-rate": { type: "string" },
       "late-seconds": { type: "string" },
+      "late-lead-seconds": { type: "string" },
       "node-root": { type: "string" },
       "cpu-prof-dir": { type: "string" },
       help: { type: "boolean", default: false },
@@ -177,7 +179,12 @@ function parseOptions(): Options {
     },
     sizes: {
       ...base,
-      late: { ...base.late, window_ms, count: Math.round(per_s * window_ms / 1_000) },
+      late: {
+        window_ms,
+        count: Math.round(per_s * window_ms / 1_000),
+        lead_ms: (positiveInt("late-lead-seconds", values["late-lead-seconds"]) ?? 0) * 1_000 ||
+          base.late.lead_ms,
+      },
       jobs_1m: positiveInt("jobs-1m", values["jobs-1m"]) ?? base.jobs_1m,
       repeats: positiveInt("repeats", values.repeats) ?? base.repeats,
     },
