@@ -49,16 +49,28 @@ import {
   commitCounts,
   creates,
   lateness,
+  type NodeCode,
   startNode,
   storeAndRestart,
   type StoreResult,
 } from "./bench/tickraft.ts";
 
 const USAGE = `usage: deno task bench:single [--quick] [--skip-peer] [--jobs-1m N] [--repeats N]
-  --quick      small sizes (a smoke run of a minute or so)
-  --skip-peer  measure Tickraft only (no redis-server, no BullMQ)
-  --jobs-1m N  jobs stored for the memory and restart rows (default 1000000; quick 20000)
-  --repeats N  interleaved runs of each create measurement, median reported (default 3; quick 1)`;
+       [--only SECTIONS] [--late-rate N] [--late-seconds N] [--node-root DIR] [--cpu-prof-dir DIR]
+  --quick           small sizes (a smoke run of a minute or so)
+  --skip-peer       measure Tickraft only (no redis-server, no BullMQ)
+  --jobs-1m N       jobs stored for the memory and restart rows (default 1000000; quick 20000)
+  --repeats N       interleaved runs of each create measurement, median reported (default 3; quick 1)
+  --only SECTIONS   comma-separated subset of creates,lateness,store (default all three)
+  --late-rate N     jobs due per second in the lateness section (default 1000; quick 500)
+  --late-seconds N  length of the lateness window in seconds (default 10; quick 2)
+  --late-lead-seconds N  time from creating the lateness jobs to the first due (default 5; quick 3)
+  --node-root DIR   run the node from another checkout (e.g. \`git archive\` of an older commit),
+                    for A/B runs interleaved with this one
+  --cpu-prof-dir D  run the node with \`deno run --cpu-prof --cpu-prof-dir D\` (profiles on exit)`;
+
+const SECTIONS = ["creates", "lateness", "store"] as const;
+type Section = (typeof SECTIONS)[number];
 
 const CLIENTS = [1, 16, 64] as const;
 const CREATE_DELAY_MS = 3_600_000;
@@ -115,7 +127,25 @@ interface Results {
   notes: string[];
 }
 
-function parseOptions(): { sizes: Sizes; skip_peer: boolean } {
+interface Options {
+  sizes: Sizes;
+  skip_peer: boolean;
+  sections: Set<Section>;
+  code: NodeCode;
+}
+
+function parseSections(text: string | undefined): Set<Section> {
+  if (text === undefined) return new Set(SECTIONS);
+  const names = text.split(",").map((name) => name.trim());
+  const unknown = names.filter((name) => !(SECTIONS as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    console.error(`--only takes ${SECTIONS.join(",")}, got ${unknown.join(",")}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  return new Set(names as Section[]);
+}
+
+function parseOptions(): Options {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
@@ -123,6 +153,12 @@ function parseOptions(): { sizes: Sizes; skip_peer: boolean } {
       "skip-peer": { type: "boolean", default: false },
       "jobs-1m": { type: "string" },
       repeats: { type: "string" },
+      only: { type: "string" },
+      "late-rate": { type: "string" },
+      "late-seconds": { type: "string" },
+      "late-lead-seconds": { type: "string" },
+      "node-root": { type: "string" },
+      "cpu-prof-dir": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -131,10 +167,28 @@ function parseOptions(): { sizes: Sizes; skip_peer: boolean } {
     Deno.exit(0);
   }
   const base = values.quick ? QUICK : FULL;
+  const window_ms =
+    (positiveIntOption("late-seconds", values["late-seconds"], USAGE) ?? 0) * 1_000 ||
+    base.late.window_ms;
+  const per_s = positiveIntOption("late-rate", values["late-rate"], USAGE) ??
+    base.late.count * 1_000 / base.late.window_ms;
+  const cpu_prof_dir = values["cpu-prof-dir"];
   return {
     skip_peer: values["skip-peer"],
+    sections: parseSections(values.only),
+    code: {
+      root: values["node-root"],
+      deno_flags: cpu_prof_dir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", cpu_prof_dir],
+    },
     sizes: {
       ...base,
+      late: {
+        window_ms,
+        count: Math.round(per_s * window_ms / 1_000),
+        lead_ms: (positiveIntOption("late-lead-seconds", values["late-lead-seconds"], USAGE) ?? 0) *
+            1_000 ||
+          base.late.lead_ms,
+      },
       jobs_1m: positiveIntOption("jobs-1m", values["jobs-1m"], USAGE) ?? base.jobs_1m,
       repeats: positiveIntOption("repeats", values.repeats, USAGE) ?? base.repeats,
     },
@@ -175,8 +229,9 @@ async function runCreates(
   webhook_url: string,
   peer: { bull: BullPeer; redis: RedisServer } | null,
   results: Results,
+  code: NodeCode,
 ): Promise<void> {
-  const node = await startNode(`${dir}/creates`);
+  const node = await startNode(`${dir}/creates`, 0, code);
   /** Runs one Tickraft measurement and notes the node's CPU and group-commit sizes. */
   const ours = async (what: string, run: () => Promise<LoadResult>) => {
     const before = await commitCounts(node);
@@ -347,7 +402,7 @@ function tableRows(results: Results, sizes: Sizes): string[][] {
 }
 
 async function main(): Promise<void> {
-  const { sizes, skip_peer } = parseOptions();
+  const { sizes, skip_peer, sections, code } = parseOptions();
   const load_before = await loadAverage();
   const dir = await Deno.makeTempDir({ prefix: "tickraft-bench-" });
   stopChildrenOnSignal(() => Deno.remove(dir, { recursive: true }));
@@ -366,53 +421,37 @@ async function main(): Promise<void> {
     }
     const peer = redis === null ? null : new BullPeer(redis);
     try {
-      log(`creates: ${sizes.repeats} interleaved runs`);
-      await runCreates(
-        dir,
-        sizes,
-        sink.hookUrl("never"),
-        peer === null ? null : { bull: peer, redis: redis! },
-        results,
-      );
-      await peer?.flush();
-      log(`lateness: ${sizes.late.count} jobs over ${sizes.late.window_ms} ms`);
-      const node = await startNode(`${dir}/lateness`);
-      try {
-        const before = await commitCounts(node);
-        const { value, cpu } = await withCpu(
-          [node.child.pid],
-          () => lateness(node, sink, sizes.late),
+      if (sections.has("creates")) {
+        log(`creates: ${sizes.repeats} interleaved runs`);
+        await runCreates(
+          dir,
+          sizes,
+          sink.hookUrl("never"),
+          peer === null ? null : { bull: peer, redis: redis! },
+          results,
+          code,
         );
-        const after = await commitCounts(node);
-        results.late = { ours: value };
-        results.notes.push(
-          `lateness: node CPU ${cpu} from creating the jobs to the last delivery, ${
-            describeCommits(before, after)
-          }`,
-        );
-      } finally {
-        await node.child.stop();
+        await peer?.flush();
       }
-      log(`tickraft lateness: ${lateText(results.late.ours)}`);
-      if (peer !== null) {
-        const opts = { ...sizes.late, concurrency: PEER_WORKER_CONCURRENCY };
-        results.late.peer = await peer.lateness(opts, null);
-        log(`bullmq lateness: ${lateText(results.late.peer)}`);
-        results.late.peer_webhook = await peer.lateness(opts, sink);
-        log(`bullmq lateness with webhook: ${lateText(results.late.peer_webhook)}`);
-        await peer.flush();
-      }
+      if (sections.has("lateness")) await runLateness(dir, sizes, sink, peer, results, code);
     } finally {
       await peer?.close();
     }
-    log(`store ${sizes.jobs_1m} jobs, measure memory, restart`);
-    results.store = await storeAndRestart(`${dir}/million`, sizes.jobs_1m, sink.hookUrl("never"));
-    log(`tickraft: ${mb(results.store.rss_bytes)}, restart ${seconds(results.store.restart_ms)}`);
-    if (redis !== null) {
-      const stored = await storeAndRestartRedis(redis, `${dir}/redis`, sizes.jobs_1m, BATCH_MAX);
-      redis = stored.redis;
-      results.peer_store = stored.result;
-      log(`redis: ${mb(stored.result.rss_bytes)}, restart ${seconds(stored.result.restart_ms)}`);
+    if (sections.has("store")) {
+      log(`store ${sizes.jobs_1m} jobs, measure memory, restart`);
+      results.store = await storeAndRestart(
+        `${dir}/million`,
+        sizes.jobs_1m,
+        sink.hookUrl("never"),
+        code,
+      );
+      log(`tickraft: ${mb(results.store.rss_bytes)}, restart ${seconds(results.store.restart_ms)}`);
+      if (redis !== null) {
+        const stored = await storeAndRestartRedis(redis, `${dir}/redis`, sizes.jobs_1m, BATCH_MAX);
+        redis = stored.redis;
+        results.peer_store = stored.result;
+        log(`redis: ${mb(stored.result.rss_bytes)}, restart ${seconds(stored.result.restart_ms)}`);
+      }
     }
   } catch (error) {
     failure = error;
@@ -423,6 +462,41 @@ async function main(): Promise<void> {
   const load = await loadAverageSince(load_before);
   await printReport(results, sizes, skip_peer, load);
   if (failure !== null) throw failure;
+}
+
+/** The lateness section: Tickraft, then BullMQ's worker without and with the webhook call. */
+async function runLateness(
+  dir: string,
+  sizes: Sizes,
+  sink: SinkProcess,
+  peer: BullPeer | null,
+  results: Results,
+  code: NodeCode,
+): Promise<void> {
+  log(`lateness: ${sizes.late.count} jobs over ${sizes.late.window_ms} ms`);
+  const node = await startNode(`${dir}/lateness`, 0, code);
+  try {
+    const before = await commitCounts(node);
+    const { value, cpu } = await withCpu([node.child.pid], () => lateness(node, sink, sizes.late));
+    const after = await commitCounts(node);
+    results.late = { ours: value };
+    results.notes.push(
+      `lateness: node CPU ${cpu} from creating the jobs to the last delivery, ${
+        describeCommits(before, after)
+      }`,
+    );
+  } finally {
+    await node.child.stop();
+  }
+  log(`tickraft lateness: ${lateText(results.late.ours)}`);
+  if (peer !== null) {
+    const opts = { ...sizes.late, concurrency: PEER_WORKER_CONCURRENCY };
+    results.late.peer = await peer.lateness(opts, null);
+    log(`bullmq lateness: ${lateText(results.late.peer)}`);
+    results.late.peer_webhook = await peer.lateness(opts, sink);
+    log(`bullmq lateness with webhook: ${lateText(results.late.peer_webhook)}`);
+    await peer.flush();
+  }
 }
 
 async function printReport(

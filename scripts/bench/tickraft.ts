@@ -22,6 +22,16 @@ interface Health {
   memory: { rss_bytes: number };
 }
 
+/**
+ * Where the node's code comes from and how Deno runs it: `root` is a checkout (default this
+ * one; another one, e.g. an export of an older commit, for A/B runs interleaved with this
+ * one), `deno_flags` go before the script (e.g. `--cpu-prof`).
+ */
+export interface NodeCode {
+  root?: string;
+  deno_flags?: string[];
+}
+
 /** A running node. */
 export interface TickraftNode {
   url: string;
@@ -29,13 +39,20 @@ export interface TickraftNode {
 }
 
 /** Starts a node on `data_dir` and waits until `/health` reports `jobs_expected` jobs. */
-export async function startNode(data_dir: string, jobs_expected = 0): Promise<TickraftNode> {
+export async function startNode(
+  data_dir: string,
+  jobs_expected = 0,
+  code: NodeCode = {},
+): Promise<TickraftNode> {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
+  const root = code.root === undefined ? "" : `${code.root.replace(/\/+$/, "")}/`;
   const child = spawnChild("tickraft", Deno.execPath(), [
     "run",
     "-A",
-    "src/main.ts",
+    ...(root === "" ? [] : ["--config", `${root}deno.json`]),
+    ...(code.deno_flags ?? []),
+    `${root}src/main.ts`,
     "--data-dir",
     data_dir,
     "--http-port",
@@ -211,8 +228,9 @@ export async function storeAndRestart(
   data_dir: string,
   jobs: number,
   webhook_url: string,
+  code: NodeCode = {},
 ): Promise<StoreResult> {
-  let node = await startNode(data_dir);
+  let node = await startNode(data_dir, 0, code);
   try {
     const insert = await batchCreates(node, {
       concurrency: 2,
@@ -232,7 +250,7 @@ export async function storeAndRestart(
     await node.child.stop(60_000);
     const stop_ms = performance.now() - stop_started;
     const restart_started = performance.now();
-    node = await startNode(data_dir, jobs);
+    node = await startNode(data_dir, jobs, code);
     const restart_ms = performance.now() - restart_started;
     await sleep(RSS_SAMPLE_WAIT_MS);
     const after = await procMemory(node.child.pid);

@@ -14,6 +14,7 @@ import type { InStatement } from "@libsql/client/node";
 import { CorruptDataError, FIX_CLUSTER_MEMBER, isSqliteCorruption } from "../db/corrupt.ts";
 import { RAFT_MIGRATIONS } from "../db/migrations.ts";
 import { type Database, openDatabase } from "../db/open.ts";
+import { fixedChunks } from "../db/statement_cache.ts";
 import { entryBytes, type Storage } from "../raft/storage.ts";
 import type {
   ConfState,
@@ -98,6 +99,8 @@ export function crc32(bytes: Uint8Array): number {
 }
 
 const ENTRY_INSERT_ROWS_MAX = 200;
+/** Rows per entries INSERT: a fixed set, so the prepared statements are reused. */
+const ENTRY_INSERT_CHUNK_SIZES = [ENTRY_INSERT_ROWS_MAX, 16, 4, 1];
 
 function toBytes(value: unknown, what: string, index: number): Uint8Array {
   if (value instanceof Uint8Array) return value;
@@ -155,7 +158,7 @@ export class SqliteRaftStorage implements Storage {
     if (snap.rows.length === 0) {
       // A new file: the bootstrap configuration becomes durable as the empty snapshot at 0, so
       // a restart uses it whatever flags the node is restarted with.
-      await this.db.client.batch(this.#snapshotStatements(this.#snapshot), "write");
+      await this.db.write(this.#snapshotStatements(this.#snapshot));
     } else {
       const row = snap.rows[0];
       const index = uintColumn(row.idx, "the snapshot", "its index");
@@ -264,8 +267,7 @@ export class SqliteRaftStorage implements Storage {
     if (rd.truncateFrom !== undefined) {
       statements.push({ sql: "DELETE FROM raft_entries WHERE idx >= ?", args: [rd.truncateFrom] });
     }
-    for (let i = 0; i < rd.entries.length; i += ENTRY_INSERT_ROWS_MAX) {
-      const chunk = rd.entries.slice(i, i + ENTRY_INSERT_ROWS_MAX);
+    for (const chunk of fixedChunks(rd.entries, ENTRY_INSERT_CHUNK_SIZES)) {
       statements.push({
         sql: `INSERT OR REPLACE INTO raft_entries (idx, term, kind, data, crc) VALUES ${
           chunk.map(() => "(?, ?, ?, ?, ?)").join(",")
@@ -285,7 +287,7 @@ export class SqliteRaftStorage implements Storage {
       });
     }
     if (statements.length === 0) return;
-    await this.db.client.batch(statements, "write");
+    await this.db.write(statements);
     if (rd.snapshot !== undefined) this.#installInMemory(rd.snapshot);
     if (rd.truncateFrom !== undefined) {
       this.#ents.length = Math.max(1, rd.truncateFrom - this.#ents[0].index);
@@ -306,11 +308,11 @@ export class SqliteRaftStorage implements Storage {
   async raiseCommit(applied: number): Promise<void> {
     if (applied <= this.#hardState.commit) return;
     const hardState = { ...this.#hardState, commit: Math.min(applied, this.lastIndex()) };
-    await this.db.client.execute({
+    await this.db.write([{
       sql:
         "INSERT INTO raft_state (key, value) VALUES ('hard_state', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
       args: [JSON.stringify(hardState)],
-    });
+    }]);
     this.#hardState = hardState;
   }
 
@@ -320,7 +322,7 @@ export class SqliteRaftStorage implements Storage {
    */
   async compact(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     if (meta.index <= this.#snapshot.meta.index) return;
-    await this.db.client.batch(this.#snapshotStatements({ meta, data }), "write");
+    await this.db.write(this.#snapshotStatements({ meta, data }));
     this.#installInMemory({ meta, data });
   }
 

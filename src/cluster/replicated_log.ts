@@ -462,7 +462,7 @@ export class ReplicatedLog<C extends TypedCommand, E> implements CommandLog<C, E
         "INSERT INTO meta (key, value) VALUES ('applied_index', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
       args: [String(last)],
     });
-    await this.#o.stateDb.client.batch(statements, "write");
+    await this.#o.stateDb.write(statements);
     this.#applied_index = last;
     for (const resolve of resolutions) resolve();
     if (membersChanged) this.#o.onMembers?.(this.#members);

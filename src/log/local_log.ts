@@ -186,7 +186,7 @@ export class LocalLog<C extends TypedCommand, E> implements CommandLog<C, E> {
         args: [index - LOG_RETAIN_ENTRIES],
       });
     }
-    await this.#db.client.batch(statements, "write");
+    await this.#db.write(statements);
     this.#applied_index = index;
     this.#options.observer?.committed(count, performance.now() - started_ms, index);
     return { results, effects };

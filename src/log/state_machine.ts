@@ -27,6 +27,14 @@ export interface TypedCommand {
 /** Output of applying one command: the result, the SQL that makes it durable, the effects. */
 export interface Applied<E> {
   result: ApplyResult;
+  /**
+   * The statements the log writes in one transaction with the entry (`Database.write`), each
+   * through a prepared statement cached by its SQL text. So the SQL text of a statement must
+   * come from a fixed set of strings, with every value bound as an argument: no variable-length
+   * `IN (?,?,…)` and no multi-row `VALUES` of arbitrary count (cut the rows with `fixedChunks`
+   * of src/db/statement_cache.ts into a few fixed sizes), no values spliced into the text. A
+   * text built per call is prepared again on every write and evicts the statements that hit.
+   */
   statements: InStatement[];
   effects: E[];
 }

@@ -15,6 +15,7 @@
 import type { InStatement } from "@libsql/client/node";
 import { CorruptDataError, FIX_SINGLE_NODE } from "../db/corrupt.ts";
 import type { Database } from "../db/open.ts";
+import { fixedChunks } from "../db/statement_cache.ts";
 import {
   type ExecutionRecord,
   type ExecutionStatus,
@@ -83,8 +84,8 @@ function jobArgs(job: JobRecord): (string | number | null)[] {
 export function insertJobs(records: readonly JobRecord[]): InStatement[] {
   const statements: InStatement[] = [];
   const placeholders = `(${JOB_COLUMNS.map(() => "?").join(",")})`;
-  for (let i = 0; i < records.length; i += JOB_INSERT_ROWS_MAX) {
-    const chunk = records.slice(i, i + JOB_INSERT_ROWS_MAX);
+  // Chunks of a few fixed sizes, so the statement texts stay a fixed set (prepared once).
+  for (const chunk of fixedChunks(records, [JOB_INSERT_ROWS_MAX, 8, 1])) {
     statements.push({
       sql: `INSERT INTO jobs (${JOB_COLUMNS.join(",")}) VALUES ${
         chunk.map(() => placeholders).join(",")

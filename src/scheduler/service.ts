@@ -149,12 +149,9 @@ export class JobService {
   }
 
   async get(id: string): Promise<JobRecord> {
-    const rows = await this.db.client.execute({
-      sql: "SELECT * FROM jobs WHERE id = ?",
-      args: [id],
-    });
-    if (rows.rows.length === 0) throw new NotFoundError(`job ${id} does not exist`);
-    return rowToJob(rows.rows[0]);
+    const rows = await this.db.query("SELECT * FROM jobs WHERE id = ?", [id]);
+    if (rows.length === 0) throw new NotFoundError(`job ${id} does not exist`);
+    return rowToJob(rows[0] as unknown as Parameters<typeof rowToJob>[0]);
   }
 
   /** Jobs in creation order, filtered; `next_cursor` continues the listing. */

@@ -12,6 +12,7 @@ import type { Command } from "../../src/scheduler/commands.ts";
 import { type CommandLog, LogOverloadedError } from "../../src/log/command_log.ts";
 import type { ExecutionRecord, JobRecord } from "../../src/scheduler/model.ts";
 import { rowToExecution } from "../../src/scheduler/rows.ts";
+import type { AttemptResult, Dispatcher } from "../../src/scheduler/dispatcher.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { WebhookDispatcher } from "../../src/scheduler/webhook/dispatcher.ts";
 import { type Effect, SchedulerState } from "../../src/scheduler/state.ts";
@@ -43,14 +44,22 @@ interface Refusal {
   times: number;
 }
 
+/**
+ * Sees every proposal the scheduler makes before the log does; the proposal waits for the
+ * promise it returns (to hold a proposal while the test arranges what happens meanwhile).
+ */
+type ProposalWatch = (commands: Command[]) => Promise<void>;
+
 /** The scheduler's view of `log`, refusing proposals as `refusal` says. */
 function refusing(
   log: LocalLog<Command, Effect>,
   refusal: Refusal | undefined,
+  watch?: ProposalWatch,
 ): CommandLog<Command, Effect> {
   let refused = 0;
   return {
-    propose(commands) {
+    async propose(commands) {
+      await watch?.(commands);
       if (
         refusal !== undefined && refused < refusal.times &&
         commands.some((c) => c.type === refusal.type)
@@ -72,6 +81,11 @@ async function withScheduler(
   sinkOptions: SinkOptions,
   fn: (h: Harness) => Promise<void>,
   refusal?: Refusal,
+  extra: {
+    watch?: ProposalWatch;
+    /** Wraps the real webhook dispatcher (to hold attempts, never to replace the call). */
+    dispatcher?: (real: Dispatcher) => Dispatcher;
+  } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tickraft-sched-" });
   const sink = await startSink(sinkOptions);
@@ -88,12 +102,14 @@ async function withScheduler(
     });
     scheduler = new Scheduler({
       clock,
-      log: refusing(log, refusal),
+      log: refusing(log, refusal, extra.watch),
       state,
       db,
       logger: silentLogger,
       max_inflight: 16,
-      dispatcher: new WebhookDispatcher({ clock, secrets: [], deny_private: false }),
+      dispatcher: (extra.dispatcher ?? ((real) => real))(
+        new WebhookDispatcher({ clock, secrets: [], deny_private: false }),
+      ),
       backoff: { base_ms: 1_000, max_ms: 60_000 },
       history: { retention_ms: 86_400_000, per_job_max: 1_000 },
       random: () => 0.5,
@@ -329,6 +345,46 @@ Deno.test("an outcome whose record is refused is recorded after a backoff, not r
     assert.equal(h.sink.requests.length, 1);
     assert.deepEqual(h.retried, { finish: 1 });
   }, { type: "exec.finish", times: 1 });
+});
+
+Deno.test("outcomes of attempts that end in one turn are recorded in one proposal", async () => {
+  const JOBS = 12;
+  const finishes: number[] = [];
+  // Each webhook call is made for real; its result is handed back only once all JOBS calls
+  // have answered, so every attempt ends in the same turn of the event loop.
+  const ended: { result: AttemptResult; release: (r: AttemptResult) => void }[] = [];
+  const gathering = (real: Dispatcher): Dispatcher => ({
+    async run(attempt, signal) {
+      const result = await real.run(attempt, signal);
+      return new Promise((release) => {
+        ended.push({ result, release });
+        if (ended.length === JOBS) { for (const e of ended) e.release(e.result); }
+      });
+    },
+  });
+  await withScheduler(
+    {},
+    async (h) => {
+      const ids: string[] = [];
+      for (let i = 0; i < JOBS; i++) {
+        ids.push(await h.create({ type: "once", run_at: T0 + 1_000, cron_expression: null }));
+      }
+      h.clock.advance(1_000);
+      await h.idle();
+      assert.equal(h.sink.requests.length, JOBS);
+      for (const id of ids) assert.equal((await h.executions(id))[0].status, "completed");
+      assert.deepEqual(finishes, [JOBS]);
+    },
+    undefined,
+    {
+      dispatcher: gathering,
+      watch: (commands) => {
+        const count = commands.filter((c) => c.type === "exec.finish").length;
+        if (count > 0) finishes.push(count);
+        return Promise.resolve();
+      },
+    },
+  );
 });
 
 Deno.test("a retry whose start is refused starts after a backoff", async () => {
