@@ -59,11 +59,16 @@ export function deleteWorker(worker_id: string): InStatement {
 
 // ----------------------------------------------------------------------------- allocations
 
+/**
+ * Inserts a new allocation. `OR REPLACE`: an id that an ended allocation had (apply only checks
+ * the active ones) replaces that row instead of failing the whole group's transaction on every
+ * node at every replay.
+ */
 export function insertAllocation(a: NewAllocation, at: number): InStatement {
   const placed = a.worker_id !== null;
   return {
     sql:
-      "INSERT INTO allocations (id, job_id, execution_id, attempt, scheduled_at, worker_id, status, resources, job_labels, lease_ms, lease_expires_at, idempotency_key, score, explanation, created_at, placed_at, started_at, finished_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+      "INSERT OR REPLACE INTO allocations (id, job_id, execution_id, attempt, scheduled_at, worker_id, status, resources, job_labels, lease_ms, lease_expires_at, idempotency_key, score, explanation, created_at, placed_at, started_at, finished_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
     args: [
       a.id,
       a.job_id,

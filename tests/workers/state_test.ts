@@ -227,3 +227,42 @@ Deno.test("a placed allocation holds its resources until it ends, then frees the
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("regression (found by the property above): an ended allocation's id used again is written", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tickraft-workers-" });
+  const db = await openDatabase(dir);
+  try {
+    const state = new WorkersState();
+    await state.load(db);
+    const alloc = {
+      id: "a1",
+      job_id: "j1",
+      execution_id: "e1",
+      attempt: 1,
+      scheduled_at: 0,
+      resources: { cpu_millis: 0, memory_mb: 0, disk_mb: 0, slots: 0 },
+      job_labels: {},
+      lease_ms: 1_000,
+      idempotency_key: "k",
+      worker_id: null,
+      score: 0.5,
+      explanation: null,
+    };
+    const commands: WorkerCommand[] = [
+      { type: "alloc.create", at: 0, alloc },
+      { type: "alloc.cancel", at: 0, execution_id: "e1", reason: "cancelled" },
+      { type: "alloc.create", at: 0, alloc },
+    ];
+    for (const command of commands) {
+      const applied = state.apply(command);
+      assert.ok(applied.result.ok, command.type);
+      await db.client.batch(applied.statements, "write");
+    }
+    const reloaded = new WorkersState();
+    await reloaded.load(db);
+    assert.deepEqual([...reloaded.active.keys()], ["a1"]);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
