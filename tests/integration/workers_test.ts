@@ -27,7 +27,8 @@ interface Allocation {
   outcome: { ok: boolean; output_excerpt: string | null; exit_code: number | null } | null;
 }
 
-const TTL = "2s";
+/** Above the agent's longest reconnect backoff (5 s), so a leader change does not lose a worker. */
+const TTL = "6s";
 
 async function withWorkerCluster(
   fn: (cluster: Cluster, worker: (id: string, flags: string[]) => WorkerProcess) => Promise<void>,
