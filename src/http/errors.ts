@@ -12,7 +12,12 @@ import {
   NotFoundError,
   ValidationError,
 } from "../errors.ts";
-import { LogFailedError, LogOverloadedError, NotLeaderError } from "../log/command_log.ts";
+import {
+  LogFailedError,
+  LogOverloadedError,
+  LogRefusedError,
+  NotLeaderError,
+} from "../log/command_log.ts";
 import { ClusterRefusalError } from "../cluster/replicated_log.ts";
 
 /** The request body is larger than MAX_BODY_BYTES (413). */
@@ -49,9 +54,15 @@ export function errorResponse(c: Context, error: unknown): Response {
       leader_address: error.leader_address,
     });
   }
-  if (error instanceof ClusterRefusalError) {
+  // Refusals that pass (a leadership transfer under way, a new leader not yet leading): the
+  // same call succeeds shortly, so they are a 503 to retry, not a 409 that says give up.
+  if (error instanceof LogRefusedError) {
     c.header("Retry-After", "1");
-    return send(409, error.reason, error.message);
+    return send(
+      503,
+      error instanceof ClusterRefusalError ? error.reason : "refused",
+      error.message,
+    );
   }
   return send(500, "internal", "internal error; the node's log has the details");
 }

@@ -128,8 +128,7 @@ export class WorkersService {
     return {
       worker,
       allocated,
-      allocations: [...this.#state.active.values()]
-        .filter((a) => a.worker_id === worker_id && a.status !== "pending").length,
+      allocations: this.#state.heldOn(worker_id),
       heartbeat: this.#o.leader()?.lastHeartbeat(worker_id) ?? null,
     };
   }

@@ -74,6 +74,8 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
   readonly active = new Map<string, AllocationRecord>();
   /** Active allocation ids per worker. */
   readonly #on_worker = new Map<string, Set<string>>();
+  /** Active allocation ids per execution. */
+  readonly #of_execution = new Map<string, Set<string>>();
   /** The placement engine's view of the workers, kept in step by every command. */
   fleet = new Fleet();
 
@@ -85,10 +87,11 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
     this.workers.clear();
     this.active.clear();
     this.#on_worker.clear();
+    this.#of_execution.clear();
     const { workers, active } = await loadWorkersIndex(db);
     for (const w of workers) this.workers.set(w.id, w);
     for (const a of active) {
-      this.active.set(a.id, a);
+      this.#activate(a);
       if (a.worker_id !== null && a.status !== "pending") this.#onWorker(a.worker_id).add(a.id);
     }
     this.fleet = new Fleet(workers.map((w) => this.#view(w)));
@@ -96,7 +99,12 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
 
   /** The active allocations of an execution. */
   activeOf(execution_id: string): AllocationRecord[] {
-    return [...this.active.values()].filter((a) => a.execution_id === execution_id);
+    return [...this.#of_execution.get(execution_id) ?? []].map((id) => this.active.get(id)!);
+  }
+
+  /** How many placed or running allocations a worker has. */
+  heldOn(worker_id: string): number {
+    return this.#on_worker.get(worker_id)?.size ?? 0;
   }
 
   /** The allocations placed on `worker_id` and waiting for it to start them. */
@@ -218,7 +226,7 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
       finished_at: null,
       outcome: null,
     };
-    this.active.set(record.id, record);
+    this.#activate(record);
     if (placed) this.#hold(record);
     return {
       result: { ok: true },
@@ -359,6 +367,9 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
       this.fleet.release(holdOf(a));
     }
     this.active.delete(a.id);
+    const ofExecution = this.#of_execution.get(a.execution_id);
+    ofExecution?.delete(a.id);
+    if (ofExecution?.size === 0) this.#of_execution.delete(a.execution_id);
     a.status = status;
     a.outcome = outcome;
     a.finished_at = at;
@@ -379,6 +390,13 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
     for (const id of [...(this.#on_worker.get(worker_id) ?? [])]) {
       this.#end(this.active.get(id)!, "lost", null, why, at, statements, effects);
     }
+  }
+
+  #activate(a: AllocationRecord): void {
+    this.active.set(a.id, a);
+    let ids = this.#of_execution.get(a.execution_id);
+    if (ids === undefined) this.#of_execution.set(a.execution_id, ids = new Set());
+    ids.add(a.id);
   }
 
   #onWorker(worker_id: string): Set<string> {

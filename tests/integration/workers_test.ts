@@ -246,7 +246,11 @@ Deno.test("killing the leader loses no allocation and runs no occurrence twice",
       }, 30_000);
       const completed = all.filter((a) => a.status === "completed");
       assert.equal(completed.length, 1, `job ${job}: ${JSON.stringify(all)}`);
-      assert.deepEqual(all.map((a) => a.status), ["completed"], "placed once, never again");
+      assert.deepEqual(
+        all.map((a) => a.status),
+        ["completed"],
+        `placed once, never again: ${JSON.stringify(all)}`,
+      );
       await eventually(`job ${job} completed`, async () => {
         const status = await json<{ status: string }>(
           `${cluster.urls.get(rest[0])}/jobs/${job}/status`,

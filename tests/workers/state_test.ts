@@ -124,6 +124,8 @@ function snapshot(state: WorkersState) {
 }
 
 function checkInvariants(state: WorkersState): void {
+  const byExecution = EXECS.reduce((n, e) => n + state.activeOf(e).length, 0);
+  assert.equal(byExecution, state.active.size, "the per-execution index holds every active one");
   for (const w of state.workers.values()) {
     const held = state.allocated(w.id);
     const free = state.fleet.worker(w.id)!.free;
@@ -133,6 +135,7 @@ function checkInvariants(state: WorkersState): void {
     }
   }
   for (const a of state.active.values()) {
+    assert.ok(state.activeOf(a.execution_id).includes(a), `${a.id} missing from its execution`);
     if (a.status === "pending") assert.equal(a.lease_expires_at, null);
     else assert.ok(state.workers.has(a.worker_id!), `${a.id} on an unknown worker`);
   }
