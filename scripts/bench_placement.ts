@@ -345,7 +345,7 @@ async function clusterPart(): Promise<ClusterResults> {
       const lead_ms = 3_000 + jobs / 5;
       const measureOnce = () => throughputRun(cluster, jobs, lead_ms, budget_ms, log);
       const t = run === 1 && values.profile
-        ? await leaderProfile(cluster.leader, dir, measureOnce, log)
+        ? await leaderProfile(await cluster.refreshLeader(), dir, measureOnce, log)
         : await measureOnce();
       throughput.push(t);
       log(
@@ -379,12 +379,13 @@ function summary(engine_per_s: number | null, c: ClusterResults | null): void {
     const t = c.throughput;
     const per_s = t.map((r) => r.per_s);
     const complete = t.every((r) => r.complete);
+    const elections = t.filter((r) => r.leader_changed).length;
     rows.push([
       `committed placements/s, 3 nodes, ${fmt(WORKERS)} workers, backlog of ${
         fmt(t[0].jobs)
       } (placed_at span; ${t.map((r) => fmt(r.placed)).join(", ")} placed${
         complete ? "" : ", budget ran out"
-      })`,
+      }${elections === 0 ? "" : `, leader changed in ${elections} run(s)`})`,
       spread(per_s, fmt),
       "≥ 5,000/s",
       medianOf(per_s) >= 5_000 ? "yes" : "NO",

@@ -65,8 +65,14 @@ export class PlacementCluster {
   private constructor(
     readonly nodes: PlacementNode[],
     readonly workers: Child,
-    readonly leader: PlacementNode,
+    public leader: PlacementNode,
   ) {}
+
+  /** Finds the leader again (before each measurement: an overloaded leader may have lost it). */
+  async refreshLeader(): Promise<PlacementNode> {
+    this.leader = await agreedLeader(this.nodes);
+    return this.leader;
+  }
 
   /** Starts node-1..3 under `dir`, waits for a leader, then registers `workers` simulated ones. */
   static async start(dir: string, workers: number, o: ClusterOptions): Promise<PlacementCluster> {
@@ -134,6 +140,15 @@ export class PlacementCluster {
     };
   }
 
+  /** The current term, as the first node that answers sees it. */
+  async term(): Promise<number> {
+    for (const n of this.nodes) {
+      const v = await tryJson<ClusterView>(`${n.url}/debug/cluster`);
+      if (v !== undefined) return v.term;
+    }
+    throw new Error("no node answers GET /debug/cluster");
+  }
+
   /** Stops the simulated workers, then the nodes (SIGTERM, SIGKILL after the grace). */
   async stop(): Promise<void> {
     await this.workers.stop();
@@ -170,12 +185,26 @@ async function metrics(url: string): Promise<{ value: (series: string) => number
   return { value: (series) => samples.get(series) ?? NaN };
 }
 
-/** Allocations the leader has placed and workers have started so far (from its /metrics). */
-async function progress(url: string): Promise<{ placed: number; started: number }> {
-  const m = await metrics(url);
+/**
+ * Allocations placed and started so far, summed over the nodes' /metrics (each counts what it
+ * placed while it led, so a change of leader mid-run is counted too); a node that does not
+ * answer counts nothing.
+ */
+async function progress(urls: string[]): Promise<{ placed: number; started: number }> {
+  const all = await Promise.all(urls.map(async (url) => {
+    try {
+      const m = await metrics(url);
+      return {
+        placed: m.value('tickraft_placements_total{outcome="placed"}') || 0,
+        started: m.value("tickraft_dispatch_latency_seconds_count") || 0,
+      };
+    } catch {
+      return { placed: 0, started: 0 };
+    }
+  }));
   return {
-    placed: m.value('tickraft_placements_total{outcome="placed"}') || 0,
-    started: m.value("tickraft_dispatch_latency_seconds_count") || 0,
+    placed: all.reduce((sum, p) => sum + p.placed, 0),
+    started: all.reduce((sum, p) => sum + p.started, 0),
   };
 }
 
@@ -232,7 +261,7 @@ async function allocationsSince(url: string, since_ms: number): Promise<Allocati
  * `base`, or `budget_ms` has passed; logs progress every second.
  */
 async function waitStarted(
-  url: string,
+  urls: string[],
   base: { placed: number; started: number },
   count: number,
   budget_ms: number,
@@ -241,7 +270,7 @@ async function waitStarted(
   const deadline = performance.now() + budget_ms;
   let last_log = 0;
   while (performance.now() < deadline) {
-    const p = await progress(url);
+    const p = await progress(urls);
     const placed = p.placed - base.placed;
     const started = p.started - base.started;
     if (placed >= count && started >= count) return true;
@@ -268,6 +297,8 @@ export interface ThroughputRun {
   create_s: number;
   /** Whether every job was placed and started within the budget. */
   complete: boolean;
+  /** Whether the term changed while the backlog was placed (an election mid-run). */
+  leader_changed: boolean;
   /** CPU ms per placed allocation: leader, both followers together, simulated workers. */
   cpu_ms_per_placement: { leader: number; followers: number; workers: number };
   /** Due time to start on the worker for this backlog (informative). */
@@ -285,18 +316,22 @@ export async function throughputRun(
   budget_ms: number,
   log: (line: string) => void,
 ): Promise<ThroughputRun> {
-  const url = cluster.leader.url;
+  const url = (await cluster.refreshLeader()).url;
+  const urls = cluster.nodes.map((n) => n.url);
   const pids = cluster.pids();
   const all_pids = [pids.leader, ...pids.followers, pids.workers];
-  const base = await progress(url);
+  const base = await progress(urls);
   const since_ms = Date.now();
   const due_ms = since_ms + lead_ms;
   const cpu_before = await Promise.all(all_pids.map(cpuSeconds));
   await createJobs(url, jobs, () => due_ms);
   const create_s = (Date.now() - since_ms) / 1_000;
   if (Date.now() > due_ms) log(`  creating ${jobs} jobs took ${create_s} s, past their due time`);
-  const complete = await waitStarted(url, base, jobs, due_ms - Date.now() + budget_ms, log);
+  const term_before = await cluster.term();
+  const complete = await waitStarted(urls, base, jobs, due_ms - Date.now() + budget_ms, log);
   const cpu_after = await Promise.all(all_pids.map(cpuSeconds));
+  const leader_changed = (await cluster.term()) !== term_before;
+  if (leader_changed) log("  the leader changed during the run: CPU shares are by the old roles");
   const rows = await allocationsSince(url, since_ms);
   const placed = rows.map((a) => a.placed_at).filter((t) => t !== null).map(msOf)
     .sort((a, b) => a - b);
@@ -314,6 +349,7 @@ export async function throughputRun(
       ((p90 - p10) / 1_000),
     create_s,
     complete,
+    leader_changed,
     cpu_ms_per_placement: {
       leader: cpu_ms[0],
       followers: cpu_ms[1] + cpu_ms[2],
@@ -343,14 +379,15 @@ export async function latencyRun(
   budget_ms: number,
   log: (line: string) => void,
 ): Promise<LatencyRun> {
-  const url = cluster.leader.url;
+  const url = (await cluster.refreshLeader()).url;
+  const urls = cluster.nodes.map((n) => n.url);
   const jobs = Math.round(rate_per_s * seconds);
-  const base = await progress(url);
+  const base = await progress(urls);
   const since_ms = Date.now();
   const first_due_ms = since_ms + lead_ms;
   await createJobs(url, jobs, (k) => first_due_ms + k * 1_000 / rate_per_s);
   if (Date.now() > first_due_ms) log(`  creating ${jobs} jobs took longer than the lead`);
-  await waitStarted(url, base, jobs, first_due_ms - Date.now() + seconds * 1_000 + budget_ms, log);
+  await waitStarted(urls, base, jobs, first_due_ms - Date.now() + seconds * 1_000 + budget_ms, log);
   const rows = await allocationsSince(url, since_ms);
   const latency = rows.filter((a) => a.started_at !== null)
     .map((a) => msOf(a.started_at!) - msOf(a.scheduled_at));
