@@ -22,8 +22,12 @@ import { expectStatus, JSON_HEADERS, tryJson } from "./http.ts";
 import { type Child, spawnChild, waitFor } from "./proc.ts";
 import { summarize } from "./stats.ts";
 
-/** Jobs per `POST /jobs/batch` (the node's default BATCH_MAX_JOBS). */
-const BATCH_JOBS = 10_000;
+/** Jobs per `POST /jobs/batch`: small enough that applying one does not hold the loop long. */
+const BATCH_JOBS = 1_000;
+/** Sends of one batch before a 503 fails the run. */
+const BATCH_TRIES = 10;
+/** Pause before a refused batch is sent again. */
+const RETRY_MS = 500;
 const START_TIMEOUT_MS = 60_000;
 /** How often the benchmark reads the leader's metrics while it waits for the cluster. */
 const PROGRESS_EVERY_MS = 1_000;
@@ -222,20 +226,39 @@ function workerJob(due_ms: number, i: number) {
   };
 }
 
-/** Creates jobs `0..count-1`, job `k` due at `dueOf(k)`, in batches of {@link BATCH_JOBS}. */
-async function createJobs(url: string, count: number, dueOf: (k: number) => number) {
-  for (let first = 0; first < count; first += BATCH_JOBS * 2) {
-    const batches = [first, first + BATCH_JOBS].filter((f) => f < count).map(async (f) => {
-      const size = Math.min(BATCH_JOBS, count - f);
-      const jobs = Array.from({ length: size }, (_, j) => workerJob(dueOf(f + j), f + j));
-      const res = await fetch(`${url}/jobs/batch`, {
+/**
+ * Creates jobs `0..count-1`, job `k` due at `dueOf(k)`, in batches of {@link BATCH_JOBS}, two in
+ * flight, to the leader; a batch refused with 503 (no leader, or an election under load moved it)
+ * is sent again to the leader found anew, at most {@link BATCH_TRIES} times.
+ */
+async function createJobs(
+  cluster: PlacementCluster,
+  count: number,
+  dueOf: (k: number) => number,
+  log: (line: string) => void,
+) {
+  const send = async (first: number) => {
+    const size = Math.min(BATCH_JOBS, count - first);
+    const jobs = Array.from({ length: size }, (_, j) => workerJob(dueOf(first + j), first + j));
+    const body = JSON.stringify({ jobs });
+    for (let tries = 1;; tries++) {
+      const res = await fetch(`${cluster.leader.url}/jobs/batch`, {
         method: "POST",
         headers: JSON_HEADERS,
-        body: JSON.stringify({ jobs }),
+        body,
       });
-      await expectStatus(res, "POST /jobs/batch", 201);
-    });
-    await Promise.all(batches);
+      if (res.status !== 503 || tries === BATCH_TRIES) {
+        await expectStatus(res, "POST /jobs/batch", 201);
+        return;
+      }
+      await res.body?.cancel();
+      log(`  POST /jobs/batch: 503 from ${cluster.leader.name}; finding the leader again`);
+      await sleep(RETRY_MS);
+      await cluster.refreshLeader();
+    }
+  };
+  for (let first = 0; first < count; first += BATCH_JOBS * 2) {
+    await Promise.all([first, first + BATCH_JOBS].filter((f) => f < count).map(send));
   }
 }
 
@@ -324,7 +347,7 @@ export async function throughputRun(
   const since_ms = Date.now();
   const due_ms = since_ms + lead_ms;
   const cpu_before = await Promise.all(all_pids.map(cpuSeconds));
-  await createJobs(url, jobs, () => due_ms);
+  await createJobs(cluster, jobs, () => due_ms, log);
   const create_s = (Date.now() - since_ms) / 1_000;
   if (Date.now() > due_ms) log(`  creating ${jobs} jobs took ${create_s} s, past their due time`);
   const term_before = await cluster.term();
@@ -385,7 +408,7 @@ export async function latencyRun(
   const base = await progress(urls);
   const since_ms = Date.now();
   const first_due_ms = since_ms + lead_ms;
-  await createJobs(url, jobs, (k) => first_due_ms + k * 1_000 / rate_per_s);
+  await createJobs(cluster, jobs, (k) => first_due_ms + k * 1_000 / rate_per_s, log);
   if (Date.now() > first_due_ms) log(`  creating ${jobs} jobs took longer than the lead`);
   await waitStarted(urls, base, jobs, first_due_ms - Date.now() + seconds * 1_000 + budget_ms, log);
   const rows = await allocationsSince(url, since_ms);
