@@ -263,8 +263,14 @@ function batches(requests: () => PlacementRequest[], size: number) {
   };
 }
 
-/** Runs the engine scenarios and prints their table; returns the single bounded median. */
-function enginePart(): number {
+/** Median decisions/s of the single bounded scenario, per wall and per CPU second. */
+interface EngineFigure {
+  wall_per_s: number;
+  cpu_per_s: number;
+}
+
+/** Runs the engine scenarios and prints their table; returns the single bounded medians. */
+function enginePart(): EngineFigure {
   const results = measure([
     ["single, no preferences, bounded", singles(plainRequests, false, true)],
     ["single, no preferences, bounded, mutable requests", singles(plainRequests, false)],
@@ -288,7 +294,7 @@ function enginePart(): number {
     );
   }
   console.log(`load average: ${loadLine()}\n`);
-  return median(results[0].per_s);
+  return { wall_per_s: median(results[0].per_s), cpu_per_s: median(results[0].per_cpu_s) };
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -373,7 +379,7 @@ const spread = (xs: number[], f: (n: number) => string) =>
   `${f(medianOf(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
 
 /** The summary: each figure beside the issue's aim and the anchors the issue names. */
-function summary(engine_per_s: number | null, c: ClusterResults | null): void {
+function summary(engine: EngineFigure | null, c: ClusterResults | null): void {
   const rows: string[][] = [];
   if (c !== null) {
     const t = c.throughput;
@@ -437,12 +443,17 @@ function summary(engine_per_s: number | null, c: ClusterResults | null): void {
       "",
     ]);
   }
-  if (engine_per_s !== null) {
+  if (engine !== null) {
     rows.push([
-      `engine decisions/s alone, ${fmt(WORKERS)} workers (single, bounded, frozen)`,
-      fmt(engine_per_s),
+      `engine decisions/s alone, ${fmt(WORKERS)} workers (single, bounded, frozen; ` +
+      `per wall second, and per CPU second of this process)`,
+      `${fmt(engine.wall_per_s)} (${fmt(engine.cpu_per_s)} per CPU s)`,
       "≥ 100,000/s",
-      engine_per_s >= 100_000 ? "yes" : "NO",
+      engine.wall_per_s >= 100_000
+        ? "yes"
+        : engine.cpu_per_s >= 100_000
+        ? "per CPU second only"
+        : "NO",
       "",
     ]);
   }
@@ -456,6 +467,6 @@ function summary(engine_per_s: number | null, c: ClusterResults | null): void {
   );
 }
 
-const engine_per_s = RUN_ENGINE ? enginePart() : null;
+const engine = RUN_ENGINE ? enginePart() : null;
 const cluster = RUN_CLUSTER ? await clusterPart() : null;
-summary(engine_per_s, cluster);
+summary(engine, cluster);
