@@ -17,6 +17,7 @@
  *   deno task bench:placement --cluster [--jobs 100000] [--rate 500] [--profile]
  *   options: [--workers 1000] [--runs 5] [--seconds 1] [--seed 1] [--runs-cluster 3]
  *            [--latency-seconds 10] [--budget-seconds 300] [--node-arg=--flag=value …]
+ *            [--workers-on-leader] (every simulated worker talks to the leader, none to a follower)
  *
  * A decision is one request placed (a `count: 3` request is one decision of three picks).
  * Requests are frozen (`freezeRequest`, compiled once, as a registry keeping one per job does),
@@ -64,6 +65,7 @@ const { values } = parseArgs({
     "budget-seconds": { type: "string", default: "300" },
     "node-arg": { type: "string", multiple: true, default: [] },
     profile: { type: "boolean", default: false },
+    "workers-on-leader": { type: "boolean", default: false },
   },
 });
 /** Neither flag: both parts. */
@@ -329,6 +331,7 @@ async function clusterPart(): Promise<ClusterResults> {
   const cluster = await PlacementCluster.start(dir, WORKERS, {
     node_args: values["node-arg"],
     inspect: values.profile,
+    workers_on_leader: values["workers-on-leader"],
     log,
   });
   const throughput: ThroughputRun[] = [];
@@ -460,7 +463,8 @@ function summary(engine: EngineFigure | null, c: ClusterResults | null): void {
   console.log("| measure | Tickraft: median (min–max) | aim | met | anchor |");
   console.log("| --- | --- | --- | --- | --- |");
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
-  const runs = c === null ? "" : `, ${c.throughput.length} interleaved cluster runs`;
+  const runs = c === null ? "" : `, ${c.throughput.length} interleaved cluster runs` +
+    (values["workers-on-leader"] ? ", every worker on the leader" : "");
   const load = c === null ? loadLine() : `${c.load_start} at start, ${c.load_end} at end (1 min)`;
   console.log(
     `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}${runs}; load average ${load}`,

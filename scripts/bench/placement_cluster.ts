@@ -46,6 +46,8 @@ export interface ClusterOptions {
   node_args: string[];
   /** Starts each node with `--inspect` on a loopback port so the leader can be profiled. */
   inspect: boolean;
+  /** Every simulated worker talks to the leader (no follower between it and the log). */
+  workers_on_leader: boolean;
   log: (line: string) => void;
 }
 
@@ -113,9 +115,10 @@ export class PlacementCluster {
         "-A",
         "scripts/bench/sim_workers.ts",
         "--urls",
-        nodes.map((n) => n.url).join(","),
+        [leader, ...nodes.filter((n) => n !== leader)].map((n) => n.url).join(","),
         "--workers",
         String(workers),
+        ...(o.workers_on_leader ? ["--all-on-first"] : []),
       ], { onStderr: (text) => ready ||= /^ready \d+/m.test(text) });
       await waitFor(
         `${workers} ready workers on the leader`,

@@ -1,7 +1,7 @@
 /**
  * One process that speaks the worker protocol (docs/workers.md) for many simulated workers, so a
  * cluster sees a fleet of 1,000 without 1,000 agents: each worker registers with a node of its
- * own (worker `i` with node `i mod n`), heartbeats every `heartbeat_ms` the node tells it (within
+ * own (worker `i` with node `i mod n`; all with the first with `--all-on-first`), heartbeats every `heartbeat_ms` the node tells it (within
  * `WORKER_TTL`), long-polls that node for its allocations, starts each one and finishes it at once
  * (`ok`, no work done), so the cluster's own costs are what the placement benchmark measures.
  *
@@ -21,6 +21,8 @@ const { values } = parseArgs({
     workers: { type: "string", default: "1000" },
     pool: { type: "string", default: "bench" },
     "poll-wait": { type: "string", default: "20s" },
+    /** Every worker talks to the first URL (the leader, when the caller puts it first). */
+    "all-on-first": { type: "boolean", default: false },
   },
 });
 if (values.urls === undefined) throw new Error("pass --urls with the nodes' URLs, comma-separated");
@@ -72,7 +74,7 @@ class SimWorker {
 
   constructor(i: number) {
     this.id = `sim-${String(i).padStart(4, "0")}`;
-    this.#url = URLS[i % URLS.length];
+    this.#url = values["all-on-first"] ? URLS[0] : URLS[i % URLS.length];
     const region = REGIONS[i % REGIONS.length];
     this.#spec = {
       id: this.id,
