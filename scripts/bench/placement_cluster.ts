@@ -26,6 +26,8 @@ import { summarize } from "./stats.ts";
 const BATCH_JOBS = 1_000;
 /** Sends of one batch before a 503 fails the run. */
 const BATCH_TRIES = 10;
+/** The earliest due time of a job, after the moment its batch is built. */
+const DUE_MARGIN_MS = 1_000;
 /** Pause before a refused batch is sent again. */
 const RETRY_MS = 500;
 const START_TIMEOUT_MS = 60_000;
@@ -232,7 +234,8 @@ function workerJob(due_ms: number, i: number) {
 /**
  * Creates jobs `0..count-1`, job `k` due at `dueOf(k)`, in batches of {@link BATCH_JOBS}, two in
  * flight, to the leader; a batch refused with 503 (no leader, or an election under load moved it)
- * is sent again to the leader found anew, at most {@link BATCH_TRIES} times.
+ * is sent again to the leader found anew, at most {@link BATCH_TRIES} times. A job whose due time
+ * has passed by the time its batch is built is due {@link DUE_MARGIN_MS} later instead.
  */
 async function createJobs(
   cluster: PlacementCluster,
@@ -242,7 +245,14 @@ async function createJobs(
 ) {
   const send = async (first: number) => {
     const size = Math.min(BATCH_JOBS, count - first);
-    const jobs = Array.from({ length: size }, (_, j) => workerJob(dueOf(first + j), first + j));
+    // The API refuses a one-off job due in the past: a batch sent late is due just after sending.
+    const earliest_ms = Date.now() + DUE_MARGIN_MS;
+    const late = dueOf(first) < earliest_ms;
+    if (late) log(`  jobs ${first}-${first + size - 1} would be due in the past: due on arrival`);
+    const jobs = Array.from(
+      { length: size },
+      (_, j) => workerJob(Math.max(earliest_ms, dueOf(first + j)), first + j),
+    );
     const body = JSON.stringify({ jobs });
     for (let tries = 1;; tries++) {
       const res = await fetch(`${cluster.leader.url}/jobs/batch`, {
