@@ -99,14 +99,26 @@ export function leaderRouting(api: ClusterApi): MiddlewareHandler {
     const headers = new Headers(c.req.raw.headers);
     headers.delete("host");
     headers.set(FORWARDED, api.self);
-    const proxied = await fetch(target, {
-      method: c.req.method,
-      headers,
-      body: isWrite(c.req.method) ? await c.req.arrayBuffer() : undefined,
-      signal: AbortSignal.timeout(30_000),
-      // The client follows redirects itself (the console's 303 after a form post).
-      redirect: "manual",
-    });
+    const body = isWrite(c.req.method) ? await c.req.arrayBuffer() : undefined;
+    let proxied: Response;
+    try {
+      proxied = await fetch(target, {
+        method: c.req.method,
+        headers,
+        body,
+        signal: AbortSignal.timeout(30_000),
+        // The client follows redirects itself (the console's 303 after a form post).
+        redirect: "manual",
+      });
+    } catch (error) {
+      // The leader went away mid-request (killed, partitioned): whether the write happened is
+      // unknown, as with any lost answer; idempotency keys make the retry safe.
+      throw new NotLeaderError(
+        `the leader ${leader.name} did not answer (${(error as Error).message}); retry shortly`,
+        leader.name,
+        leader.address,
+      );
+    }
     const response = new Response(proxied.body, proxied);
     response.headers.set(FORWARDED, api.self);
     return response;

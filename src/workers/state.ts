@@ -262,6 +262,11 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
     if (a === undefined) {
       return fail("conflict", `allocation ${cmd.alloc_id} is not active any more: skip it`);
     }
+    // A start sent again (its first answer was lost while leadership moved) finds the
+    // allocation running on the same worker: it is the same start, and the worker runs it.
+    if (a.status === "running" && a.worker_id === cmd.worker_id) {
+      return { result: { ok: true }, statements: [], effects: [] };
+    }
     if (a.status !== "placed" || a.worker_id !== cmd.worker_id) {
       return fail(
         "conflict",

@@ -30,6 +30,9 @@ interface Allocation {
 /** Above the agent's longest reconnect backoff (5 s), so a leader change does not lose a worker. */
 const TTL = "6s";
 
+/** What the agents of the running test logged about their allocations (for a failure message). */
+let workerLogs = () => "";
+
 async function withWorkerCluster(
   fn: (cluster: Cluster, worker: (id: string, flags: string[]) => WorkerProcess) => Promise<void>,
 ): Promise<void> {
@@ -37,6 +40,10 @@ async function withWorkerCluster(
     env: { WORKER_TTL: TTL, JOB_INPROGRESS_TIMEOUT: "20s" },
   });
   const workers: WorkerProcess[] = [];
+  workerLogs = () =>
+    workers.flatMap((w) => w.logs())
+      .filter((l) => String(l.msg).startsWith("allocation") || l.level === "warn")
+      .map((l) => JSON.stringify(l)).join("\n");
   try {
     await agreedLeader(cluster, cluster.names);
     const servers = [...cluster.urls.values()].join(",");
@@ -249,7 +256,7 @@ Deno.test("killing the leader loses no allocation and runs no occurrence twice",
       assert.deepEqual(
         all.map((a) => a.status),
         ["completed"],
-        `placed once, never again: ${JSON.stringify(all)}`,
+        `placed once, never again: ${JSON.stringify(all)}\n${workerLogs()}`,
       );
       await eventually(`job ${job} completed`, async () => {
         const status = await json<{ status: string }>(

@@ -119,15 +119,15 @@ Deno.test("jepsen catches a broken build: writes acknowledged before they are wr
     edit: [
       {
         file: "cluster/raft_storage.ts",
-        from: `await this.db.client.batch(statements, "write");
+        from: `await this.db.write(statements);
     if (rd.snapshot`,
-        to: `${deferred(`this.db.client.batch(statements, "write")`)}
+        to: `${deferred(`this.db.write(statements)`)}
     if (rd.snapshot`,
       },
       {
         file: "cluster/replicated_log.ts",
-        from: `await this.#o.stateDb.client.batch(statements, "write");`,
-        to: deferred(`this.#o.stateDb.client.batch(statements, "write")`),
+        from: `await this.#o.stateDb.write(statements);`,
+        to: deferred(`this.#o.stateDb.write(statements)`),
       },
     ],
   });

@@ -269,3 +269,54 @@ Deno.test("regression (found by the property above): an ended allocation's id us
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a start sent again by its worker is the same start (its first answer was lost)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tickraft-workers-" });
+  const db = await openDatabase(dir);
+  try {
+    const state = new WorkersState();
+    await state.load(db);
+    const capacity: Resources = { cpu_millis: 1_000, memory_mb: 512, disk_mb: 0, slots: 2 };
+    const apply = (c: WorkerCommand) => state.apply(c).result;
+    apply({
+      type: "worker.register",
+      at: 1,
+      worker: { id: "w", pool: "p", region: "", zone: "", labels: {}, taints: [], capacity },
+    });
+    apply({
+      type: "worker.register",
+      at: 1,
+      worker: { id: "v", pool: "p", region: "", zone: "", labels: {}, taints: [], capacity },
+    });
+    apply({
+      type: "alloc.create",
+      at: 2,
+      alloc: {
+        id: "a",
+        job_id: "j",
+        execution_id: "e",
+        attempt: 1,
+        scheduled_at: 1,
+        resources: { cpu_millis: 100, memory_mb: 10, disk_mb: 0, slots: 1 },
+        job_labels: {},
+        lease_ms: 1_000,
+        idempotency_key: "j:1",
+        worker_id: "w",
+        score: 1,
+        explanation: null,
+      },
+    });
+    assert.deepEqual(apply({ type: "alloc.start", at: 3, alloc_id: "a", worker_id: "w" }), {
+      ok: true,
+    });
+    assert.deepEqual(apply({ type: "alloc.start", at: 4, alloc_id: "a", worker_id: "w" }), {
+      ok: true,
+    });
+    assert.equal(state.active.get("a")!.lease_expires_at, 1_003, "the first start's lease holds");
+    const other = apply({ type: "alloc.start", at: 5, alloc_id: "a", worker_id: "v" });
+    assert.equal(other.ok, false, "another worker may not start it");
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
