@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { openDatabase } from "../../src/db/open.ts";
+import { type Database, openDatabase } from "../../src/db/open.ts";
 import { RESOURCE_NAMES, type Resources, type Taint } from "../../src/placement/types.ts";
-import type { WorkerCommand } from "../../src/workers/commands.ts";
+import type { NewAllocation, WorkerCommand } from "../../src/workers/commands.ts";
 import { WorkersState } from "../../src/workers/state.ts";
 import { fuzzRuns } from "../support/command_arbitraries.ts";
 
@@ -178,33 +178,53 @@ Deno.test("workers state: capacity never over-allocated, refusals change nothing
   }
 });
 
-Deno.test("a placed allocation holds its resources until it ends, then frees them", async () => {
+const CAPACITY: Resources = { cpu_millis: 1_000, memory_mb: 512, disk_mb: 0, slots: 2 };
+
+/** A fresh state over a real file, given to `fn`; the file is removed afterwards. */
+async function withState(
+  fn: (state: WorkersState, db: Database) => Promise<void> | void,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "tickraft-workers-" });
   const db = await openDatabase(dir);
   try {
     const state = new WorkersState();
     await state.load(db);
-    const capacity: Resources = { cpu_millis: 1_000, memory_mb: 512, disk_mb: 0, slots: 2 };
+    await fn(state, db);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const register = (id: string): WorkerCommand => ({
+  type: "worker.register",
+  at: 1,
+  worker: { id, pool: "p", region: "", zone: "", labels: {}, taints: [], capacity: CAPACITY },
+});
+
+const newAlloc = (overrides: Partial<NewAllocation> = {}): NewAllocation => ({
+  id: "a",
+  job_id: "j",
+  execution_id: "e",
+  attempt: 1,
+  scheduled_at: 1,
+  resources: { cpu_millis: 100, memory_mb: 10, disk_mb: 0, slots: 1 },
+  job_labels: {},
+  lease_ms: 1_000,
+  idempotency_key: "j:1",
+  worker_id: "w",
+  score: 1,
+  explanation: null,
+  ...overrides,
+});
+
+Deno.test("a placed allocation holds its resources until it ends, then frees them", async () => {
+  await withState((state) => {
     const ok = (c: WorkerCommand) => assert.ok(state.apply(c).result.ok, c.type);
-    ok({
-      type: "worker.register",
-      at: 1,
-      worker: { id: "w", pool: "p", region: "", zone: "", labels: {}, taints: [], capacity },
-    });
-    const alloc = {
-      id: "a",
-      job_id: "j",
-      execution_id: "e",
-      attempt: 1,
-      scheduled_at: 1,
+    ok(register("w"));
+    const alloc = newAlloc({
       resources: { cpu_millis: 600, memory_mb: 100, disk_mb: 0, slots: 1 },
-      job_labels: {},
-      lease_ms: 1_000,
-      idempotency_key: "j:1",
-      worker_id: "w",
-      score: 1,
-      explanation: null,
-    };
+    });
     ok({ type: "alloc.create", at: 2, alloc });
     assert.equal(state.fleet.worker("w")!.free.cpu_millis, 400);
     const second = state.apply({ type: "alloc.create", at: 3, alloc: { ...alloc, id: "b" } });
@@ -225,35 +245,15 @@ Deno.test("a placed allocation holds its resources until it ends, then frees the
     ok({ type: "alloc.expire", at: 1_004, alloc_id: "a", expected_status: "running" });
     assert.equal(state.active.has("a"), false);
     assert.equal(state.fleet.worker("w")!.free.cpu_millis, 1_000);
-  } finally {
-    db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("regression (found by the property above): an ended allocation's id used again is written", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "tickraft-workers-" });
-  const db = await openDatabase(dir);
-  try {
-    const state = new WorkersState();
-    await state.load(db);
-    const alloc = {
-      id: "a1",
-      job_id: "j1",
-      execution_id: "e1",
-      attempt: 1,
-      scheduled_at: 0,
-      resources: { cpu_millis: 0, memory_mb: 0, disk_mb: 0, slots: 0 },
-      job_labels: {},
-      lease_ms: 1_000,
-      idempotency_key: "k",
-      worker_id: null,
-      score: 0.5,
-      explanation: null,
-    };
+  await withState(async (state, db) => {
+    const alloc = newAlloc({ id: "a1", worker_id: null, score: 0.5 });
     const commands: WorkerCommand[] = [
       { type: "alloc.create", at: 0, alloc },
-      { type: "alloc.cancel", at: 0, execution_id: "e1", reason: "cancelled" },
+      { type: "alloc.cancel", at: 0, execution_id: "e", reason: "cancelled" },
       { type: "alloc.create", at: 0, alloc },
     ];
     for (const command of commands) {
@@ -264,48 +264,15 @@ Deno.test("regression (found by the property above): an ended allocation's id us
     const reloaded = new WorkersState();
     await reloaded.load(db);
     assert.deepEqual([...reloaded.active.keys()], ["a1"]);
-  } finally {
-    db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a start sent again by its worker is the same start (its first answer was lost)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "tickraft-workers-" });
-  const db = await openDatabase(dir);
-  try {
-    const state = new WorkersState();
-    await state.load(db);
-    const capacity: Resources = { cpu_millis: 1_000, memory_mb: 512, disk_mb: 0, slots: 2 };
+  await withState((state) => {
     const apply = (c: WorkerCommand) => state.apply(c).result;
-    apply({
-      type: "worker.register",
-      at: 1,
-      worker: { id: "w", pool: "p", region: "", zone: "", labels: {}, taints: [], capacity },
-    });
-    apply({
-      type: "worker.register",
-      at: 1,
-      worker: { id: "v", pool: "p", region: "", zone: "", labels: {}, taints: [], capacity },
-    });
-    apply({
-      type: "alloc.create",
-      at: 2,
-      alloc: {
-        id: "a",
-        job_id: "j",
-        execution_id: "e",
-        attempt: 1,
-        scheduled_at: 1,
-        resources: { cpu_millis: 100, memory_mb: 10, disk_mb: 0, slots: 1 },
-        job_labels: {},
-        lease_ms: 1_000,
-        idempotency_key: "j:1",
-        worker_id: "w",
-        score: 1,
-        explanation: null,
-      },
-    });
+    apply(register("w"));
+    apply(register("v"));
+    apply({ type: "alloc.create", at: 2, alloc: newAlloc() });
     assert.deepEqual(apply({ type: "alloc.start", at: 3, alloc_id: "a", worker_id: "w" }), {
       ok: true,
     });
@@ -315,8 +282,5 @@ Deno.test("a start sent again by its worker is the same start (its first answer 
     assert.equal(state.active.get("a")!.lease_expires_at, 1_003, "the first start's lease holds");
     const other = apply({ type: "alloc.start", at: 5, alloc_id: "a", worker_id: "v" });
     assert.equal(other.ok, false, "another worker may not start it");
-  } finally {
-    db.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
