@@ -34,17 +34,8 @@ import { type NodeProcess, writeClockOffset } from "./nodes.ts";
 import type { Proxies } from "./proxy.ts";
 import type { WorkerAgent } from "./workers.ts";
 
-export type FaultKind =
-  | "kill"
-  | "pause"
-  | "partition"
-  | "transfer"
-  | "member"
-  | "clock"
-  | "crash"
-  | "worker-kill"
-  | "worker-pause"
-  | "worker-partition";
+/** A fault the nemesis injects: the kinds of the history's fault events. */
+export type FaultKind = NemesisEvent["kind"];
 
 /** The faults that act on worker agents. */
 export const WORKER_FAULTS: readonly FaultKind[] = [
