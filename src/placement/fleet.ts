@@ -167,6 +167,15 @@ export class Fleet {
     }
   }
 
+  /**
+   * A worker's free capacity now, or undefined: what `worker()` says of it, without copying the
+   * view or counting its jobs (apply asks this of every placement).
+   */
+  freeOf(worker_id: string): Resources | undefined {
+    const row = this.#rows.get(worker_id);
+    return row === undefined ? undefined : resourcesOf(row.free);
+  }
+
   /** The worker as the engine sees it now (free capacity and counts included), or undefined. */
   worker(worker_id: string): WorkerView | undefined {
     const row = this.#rows.get(worker_id);

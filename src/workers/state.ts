@@ -342,7 +342,7 @@ export class WorkersState implements StateMachine<WorkerCommand, WorkerEffect> {
     const worker = this.workers.get(worker_id);
     if (worker === undefined) return `worker ${worker_id} is not registered`;
     if (worker.status !== "ready") return `worker ${worker_id} is ${worker.status}`;
-    const free = this.fleet.worker(worker_id)!.free;
+    const free = this.fleet.freeOf(worker_id)!;
     for (const r of RESOURCE_NAMES) {
       if (resources[r] > free[r]) {
         return `worker ${worker_id} has ${free[r]} ${r} free, ${resources[r]} wanted`;
